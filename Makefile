@@ -1,0 +1,32 @@
+# Hostmaster — see README.md. Everything started here lives under .run/.
+SHELL := /bin/bash
+export UV_PYTHON_DOWNLOADS := never
+
+.PHONY: run test test-unit test-integration lint typecheck format check clean
+
+run:  ## the whole service on this machine, in the foreground (Ctrl-C stops it)
+	@bash scripts/run.sh
+
+test:  ## install what is missing, bring up what the tests need, run the whole suite
+	@bash scripts/test.sh
+
+test-unit:  ## unit tests only (no services)
+	@bash scripts/test.sh tests/unit
+
+lint:
+	uv run --frozen ruff check .
+	uv run --frozen ruff format --check .
+
+typecheck:
+	uv run --frozen mypy
+
+format:
+	uv run --frozen ruff format .
+	uv run --frozen ruff check --fix .
+
+check: lint typecheck
+
+clean:
+	bash scripts/bind.sh stop .run/bind || true
+	bash scripts/bind.sh stop .run/test/bind || true
+	rm -rf .run

@@ -1,0 +1,131 @@
+"""The tables: registered zones, desired RRsets, and the request tracker.
+
+Statuses and steps are stored as short strings (not PostgreSQL enums) so that
+adding a value is a code change, not a migration that locks a table.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class RRsetStatus(StrEnum):
+    pending = "pending"
+    active = "active"
+    error = "error"
+
+
+class RequestStatus(StrEnum):
+    received = "received"
+    rejected = "rejected"
+    queued = "queued"
+    in_progress = "in_progress"
+    retrying = "retrying"
+    succeeded = "succeeded"
+    failed = "failed"
+
+    @property
+    def terminal(self) -> bool:
+        return self in (RequestStatus.rejected, RequestStatus.succeeded, RequestStatus.failed)
+
+
+class Step(StrEnum):
+    """One step of a request's life, recorded as a request_event row."""
+
+    received = "received"
+    validated = "validated"
+    rejected = "rejected"
+    queued = "queued"
+    enqueue_failed = "enqueue_failed"
+    started = "started"
+    dns_sent = "dns_sent"
+    dns_verified = "dns_verified"
+    retry_scheduled = "retry_scheduled"
+    dead_lettered = "dead_lettered"
+    succeeded = "succeeded"
+    failed = "failed"
+
+
+class Source(StrEnum):
+    api = "api"
+    kafka = "kafka"
+
+
+class ZoneBase(SQLModel):
+    name: str = Field(max_length=255, description="Absolute zone name, lower case, with the trailing dot.")
+    primary_host: str = Field(max_length=255, description="Address of the zone's primary (RFC 2136 UPDATE target).")
+    primary_port: int = Field(default=53, ge=1, le=65535)
+    tsig_key_name: str = Field(max_length=255, description="Name of the TSIG key; its secret is never stored here.")
+    tsig_algorithm: str = Field(default="hmac-sha256", max_length=32)
+    min_ttl: int = Field(default=60, ge=0)
+    max_ttl: int = Field(default=86400, ge=0)
+    default_ttl: int = Field(default=3600, ge=0)
+
+
+class Zone(ZoneBase, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=255, unique=True)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=sa.DateTime(timezone=True))
+
+
+class RRset(SQLModel, table=True):
+    """Desired state of one RRset (owner name + type) in a zone."""
+
+    __table_args__ = (sa.UniqueConstraint("owner", "rtype", name="uq_rrset_owner_rtype"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    zone_id: int = Field(foreign_key="zone.id", index=True)
+    owner: str = Field(max_length=255, index=True)
+    rtype: str = Field(max_length=10)
+    ttl: int
+    values: list[str] = Field(sa_type=JSONB)
+    version: int = Field(default=1)
+    status: str = Field(default=RRsetStatus.pending, max_length=16)
+    last_request_id: uuid.UUID | None = Field(default=None)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=sa.DateTime(timezone=True))
+
+
+class Request(SQLModel, table=True):
+    """The request tracker: one row per request, written before anything can fail."""
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    source: str = Field(default=Source.api, max_length=16)
+    client: str | None = Field(default=None, max_length=255)
+    idempotency_key: str | None = Field(default=None, max_length=255)
+    operation: str = Field(max_length=64)
+    payload: dict[str, Any] = Field(default_factory=dict, sa_type=JSONB)
+    status: str = Field(default=RequestStatus.received, max_length=16, index=True)
+    attempts: int = Field(default=0)
+    error_code: str | None = Field(default=None, max_length=64)
+    error_detail: str | None = Field(default=None)
+    zone_id: int | None = Field(default=None, foreign_key="zone.id")
+    rrset_id: int | None = Field(default=None, foreign_key="rrset.id")
+    kafka_topic: str | None = Field(default=None, max_length=255)
+    kafka_partition: int | None = Field(default=None)
+    kafka_offset: int | None = Field(default=None, sa_type=sa.BigInteger)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=sa.DateTime(timezone=True))
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=sa.DateTime(timezone=True))
+
+
+class RequestEvent(SQLModel, table=True):
+    """One step of a request, in the order it happened (by id)."""
+
+    __tablename__ = "request_event"
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=sa.BigInteger)
+    request_id: uuid.UUID = Field(foreign_key="request.id", index=True)
+    at: datetime = Field(default_factory=utcnow, sa_type=sa.DateTime(timezone=True))
+    step: str = Field(max_length=32)
+    component: str = Field(max_length=16)
+    detail: dict[str, Any] = Field(default_factory=dict, sa_type=JSONB)

@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# A private BIND 9 primary on loopback for development and tests.
+#
+#   scripts/bind.sh start DIR PORT ZONE:KEY [ZONE:KEY ...]
+#       writes DIR/named.conf, a zone file per ZONE (SOA, NS, ns1 A 127.0.0.1), a fresh
+#       hmac-sha256 TSIG key per KEY (its secret in DIR/secrets/tsig/KEY, mode 600) that
+#       may update and transfer that zone, then starts named in the background and waits
+#       until it answers. Prints nothing on stdout.
+#   scripts/bind.sh stop DIR
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+
+start() {
+  local dir port=$2; dir=$(realpath -m "$1"); shift 2
+  mkdir -p "$dir/secrets/tsig"
+  [ -f "$dir/named.pid" ] && stop "$dir"
+  rm -f "$dir"/*.jnl "$dir"/*.zone "$dir/named.log"
+  local conf="$dir/named.conf" keys="" zones=""
+  declare -A seen=()
+  for spec in "$@"; do
+    local zone=${spec%%:*} key=${spec#*:}
+    if [ -z "${seen[$key]:-}" ]; then
+      seen[$key]=1
+      tsig-keygen -a hmac-sha256 "$key" >"$dir/$key.key"
+      sed -n 's/.*secret "\(.*\)";.*/\1/p' "$dir/$key.key" >"$dir/secrets/tsig/$key"
+      chmod 600 "$dir/secrets/tsig/$key" "$dir/$key.key"
+      keys+="include \"$dir/$key.key\";"$'\n'
+    fi
+    cat >"$dir/$zone.zone" <<ZONE
+\$TTL 300
+@   IN SOA ns1.$zone. hostmaster.$zone. 1 3600 600 86400 60
+    IN NS  ns1.$zone.
+ns1 IN A   127.0.0.1
+ZONE
+    zones+="zone \"$zone\" { type primary; file \"$dir/$zone.zone\"; allow-update { key \"$key\"; }; allow-transfer { key \"$key\"; }; };"$'\n'
+  done
+  cat >"$conf" <<CONF
+options {
+  directory "$dir";
+  pid-file "$dir/named.pid";
+  session-keyfile "$dir/session.key";
+  managed-keys-directory "$dir";
+  listen-on port $port { 127.0.0.1; };
+  listen-on-v6 { none; };
+  recursion no;
+  notify no;
+  dnssec-validation no;
+};
+logging {
+  channel to_file { file "$dir/named.log" versions 2 size 20m; severity info; print-time yes; };
+  category default { to_file; };
+  category update { to_file; };
+};
+$keys
+$zones
+CONF
+  named-checkconf "$conf" || die "named.conf is not valid ($conf)"
+  setsid named -f -c "$conf" -u root </dev/null >>"$dir/named.out" 2>&1 &
+  echo $! >"$dir/named.pid.launcher"
+  local deadline=$((SECONDS + 15))
+  until dig +tries=1 +time=1 -p "$port" @127.0.0.1 "${1%%:*}" SOA +short 2>/dev/null | grep -q .; do
+    kill -0 "$(cat "$dir/named.pid.launcher")" 2>/dev/null || die "named exited at start; see $dir/named.out and $dir/named.log"
+    ((SECONDS < deadline)) || die "named did not answer on 127.0.0.1:$port within 15 s"
+    sleep 0.1
+  done
+  say "BIND 9 serving ${*%%:*} on 127.0.0.1:$port (pid $(cat "$dir/named.pid.launcher"))"
+}
+
+alive() {  # pid: running and not a zombie
+  local state
+  state=$(ps -o stat= -p "$1" 2>/dev/null) || return 1
+  [[ $state != Z* ]]
+}
+
+stop() {
+  local dir=$1 pid
+  for file in "$dir/named.pid.launcher" "$dir/named.pid"; do
+    [ -f "$file" ] || continue
+    pid=$(cat "$file")
+    if [ -n "$pid" ] && alive "$pid"; then
+      kill "$pid" 2>/dev/null || true
+      local deadline=$((SECONDS + 10))
+      while alive "$pid" && ((SECONDS < deadline)); do sleep 0.1; done
+      alive "$pid" && kill -9 "$pid" 2>/dev/null || true
+    fi
+    rm -f "$file"
+  done
+}
+
+case "${1:-}" in
+  start) shift; (($# >= 3)) || die "usage: bind.sh start DIR PORT ZONE:KEY..."; ensure_bind; start "$@" ;;
+  stop) shift; (($# == 1)) || die "usage: bind.sh stop DIR"; stop "$1" ;;
+  *) die "usage: bind.sh start DIR PORT ZONE:KEY... | stop DIR" ;;
+esac

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# `make run`: the whole service on this machine, in the foreground.
+#
+# Installs what is missing, starts BIND 9 with the demo zone and a fresh TSIG key,
+# reuses (or starts) PostgreSQL and RabbitMQ, migrates, registers the demo zone, then
+# runs the API and a worker until Ctrl-C, which stops what this script started and
+# nothing else. Settings: APP_ENV (dev), API_PORT, BIND_PORT, DEMO_ZONE, RUN_DIR.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+
+API_HOST=${API_HOST:-127.0.0.1}
+API_PORT=${API_PORT:-8000}
+BIND_PORT=${BIND_PORT:-15353}
+DEMO_ZONE=${DEMO_ZONE:-example.test}
+DEMO_KEY=${DEMO_KEY:-hostmaster-key}
+DB_NAME=${DB_NAME:-hostmaster}
+export APP_ENV=${APP_ENV:-dev}
+BIND_DIR="$RUN_DIR/bind"
+
+pids=()
+cleanup() {
+  trap - INT TERM EXIT
+  say "stopping"
+  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  "$ROOT/scripts/bind.sh" stop "$BIND_DIR"
+  stop_started_services
+  say "stopped"
+}
+
+ensure_bind
+ensure_uv
+ensure_postgres
+ensure_rabbitmq
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+enable_rabbitmq_management
+ensure_python_env
+
+"$ROOT/scripts/bind.sh" start "$BIND_DIR" "$BIND_PORT" "$DEMO_ZONE:$DEMO_KEY"
+mkdir -p "$RUN_DIR/secrets/tsig"
+cp "$BIND_DIR/secrets/tsig/$DEMO_KEY" "$RUN_DIR/secrets/tsig/$DEMO_KEY"
+
+ensure_database "$DB_NAME"
+export HOSTMASTER_DATABASE_URL=${HOSTMASTER_DATABASE_URL:-postgresql+psycopg2://postgres@$PG_HOST:$PG_PORT/$DB_NAME}
+export HOSTMASTER_SECRETS_DIR=${HOSTMASTER_SECRETS_DIR:-$RUN_DIR/secrets}
+cd "$ROOT"
+uv run --frozen alembic upgrade head
+uv run --frozen hostmaster zone add "$DEMO_ZONE" --primary "127.0.0.1:$BIND_PORT" --key "$DEMO_KEY" --if-missing
+
+uv run --frozen hostmaster run api --host "$API_HOST" --port "$API_PORT" &
+pids+=($!)
+uv run --frozen hostmaster run worker --processes 1 --threads 4 &
+pids+=($!)
+wait_port "$API_HOST" "$API_PORT" 30 "the API"
+
+cat >&2 <<TXT
+
+  Hostmaster is running (Ctrl-C stops it).
+    API docs      http://$API_HOST:$API_PORT/docs
+    RabbitMQ UI   http://127.0.0.1:15672  (guest / guest)
+    BIND 9        127.0.0.1:$BIND_PORT, zone $DEMO_ZONE
+
+  Try:
+    curl -s -X POST http://$API_HOST:$API_PORT/api/v1/records -H 'Content-Type: application/json' \\
+         -d '{"name": "www.$DEMO_ZONE", "type": "A", "values": ["192.0.2.10"], "ttl": 300}'
+    dig @127.0.0.1 -p $BIND_PORT www.$DEMO_ZONE A +short
+
+TXT
+wait -n "${pids[@]}" || true
+say "a process exited; stopping the rest"

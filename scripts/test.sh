@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# `make test`: install what is missing, make sure PostgreSQL and RabbitMQ answer, then run
+# ruff, mypy and the whole pytest suite. The tests start their own BIND 9, API and worker
+# (tests/conftest.py) under .run/test and stop them at the end.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+
+ensure_bind
+ensure_uv
+ensure_postgres
+ensure_rabbitmq
+trap stop_started_services EXIT
+ensure_python_env
+cd "$ROOT"
+
+say "ruff"
+uv run --frozen ruff check .
+uv run --frozen ruff format --check .
+say "mypy"
+uv run --frozen mypy
+say "pytest"
+uv run --frozen pytest "$@"

@@ -1,0 +1,1 @@
+"""The Hostmaster service: settings, logging, validation, the request tracker and the REST API."""

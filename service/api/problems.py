@@ -1,0 +1,121 @@
+"""The one place where exceptions become HTTP answers: RFC 9457 problem+json bodies.
+
+Every body has ``type``, ``title``, ``status``, ``detail``, ``code`` and ``request_id``;
+a 422 lists each violation with its ``field``. No answer carries a stack trace.
+"""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import InterfaceError, OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from service.context import current_request_id
+from service.errors import (
+    Conflict,
+    DependencyUnavailable,
+    HostmasterError,
+    InvalidRequest,
+    NotFound,
+    RequestRejected,
+    Violation,
+)
+
+logger = logging.getLogger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+
+
+def problem(
+    status: int, detail: str, *, code: str, headers: dict[str, str] | None = None, **extra: Any
+) -> JSONResponse:
+    body: dict[str, Any] = {
+        "type": f"urn:hostmaster:problem:{code}",
+        "title": HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail,
+        "code": code,
+        "request_id": current_request_id(),
+        **extra,
+    }
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def _violations(violations: list[Violation]) -> list[dict[str, str]]:
+    return [{"field": v.field, "message": v.message} for v in violations]
+
+
+def _status_of(exc: HostmasterError) -> int:
+    if isinstance(exc, InvalidRequest):
+        return 422
+    if isinstance(exc, NotFound):
+        return 404
+    if isinstance(exc, Conflict):
+        return 409
+    if isinstance(exc, RequestRejected):
+        return 400
+    if isinstance(exc, DependencyUnavailable):
+        return 503
+    return 500
+
+
+async def hostmaster_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, HostmasterError)
+    status = _status_of(exc)
+    extra: dict[str, Any] = {}
+    headers = None
+    if isinstance(exc, InvalidRequest):
+        extra["violations"] = _violations(exc.violations)
+    if isinstance(exc, DependencyUnavailable):
+        headers = {"Retry-After": str(exc.retry_after_s)}
+        logger.warning("answering 503: %s", exc.detail)
+    if status == 500:
+        logger.error("unexpected %s: %s", type(exc).__name__, exc.detail)
+    return problem(status, exc.detail, code=exc.code, headers=headers, **extra)
+
+
+async def request_validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    violations = []
+    for error in exc.errors():
+        location = [str(part) for part in error.get("loc", ()) if part != "body"]
+        violations.append(Violation(".".join(location) or "body", str(error.get("msg", "invalid"))))
+    fields = ", ".join(v.field for v in violations)
+    return problem(422, f"the request is not valid: {fields}", code="invalid", violations=_violations(violations))
+
+
+async def http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    headers = dict(exc.headers) if exc.headers else None
+    return problem(exc.status_code, str(exc.detail), code=code, headers=headers)
+
+
+async def database_error(request: Request, exc: Exception) -> JSONResponse:
+    logger.error("database error: %s", type(exc).__name__)
+    return problem(
+        503,
+        "the database cannot be reached; try again shortly",
+        code="database_unavailable",
+        headers={"Retry-After": "5"},
+    )
+
+
+async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    logger.exception("unexpected error while answering %s %s", request.method, request.url.path)
+    return problem(500, "an unexpected error occurred; quote the request id when reporting it", code="internal")
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(HostmasterError, hostmaster_error)
+    app.add_exception_handler(RequestValidationError, request_validation_error)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(OperationalError, database_error)
+    app.add_exception_handler(InterfaceError, database_error)
+    app.add_exception_handler(Exception, unexpected_error)

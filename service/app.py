@@ -1,0 +1,46 @@
+"""The ASGI application: ``uv run uvicorn service.app:app`` (or ``python -m service``)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from db.engine import make_engine
+from service.api import health, problems, routes
+from service.api.middleware import RequestIdMiddleware
+from service.dispatch import Dispatcher, make_broker
+from service.settings import Settings, get_settings
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = make_engine(settings.database_dsn, connect_timeout_s=settings.database_timeout_s, pool_size=40)
+        broker = make_broker(settings)
+        app.state.settings = settings
+        app.state.engine = engine
+        app.state.dispatcher = Dispatcher(broker, settings.queue_name)
+        try:
+            yield
+        finally:
+            broker.close()
+            engine.dispose()
+
+    app = FastAPI(
+        title="Hostmaster",
+        version="0.1.0",
+        description="DNS provisioning: ask for records, follow each request to the answer DNS serves.",
+        lifespan=lifespan,
+    )
+    app.add_middleware(RequestIdMiddleware)
+    problems.install(app)
+    app.include_router(health.router)
+    app.include_router(routes.router)
+    return app
+
+
+app = create_app()

@@ -1,0 +1,144 @@
+"""The ``hostmaster`` command: register zones and run the processes.
+
+hostmaster zone add example.test --primary 127.0.0.1:15353 --key hostmaster-key
+hostmaster zone list
+hostmaster run api [--host H] [--port P] [--workers N]
+hostmaster run worker [dramatiq options]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+
+from sqlmodel import Session
+
+from db.engine import make_engine
+from db.schemas import ZoneCreate
+from service import zones
+from service.errors import Conflict, HostmasterError, InvalidRequest, Violation
+from service.logs import configure_logging, uvicorn_log_config
+from service.settings import SettingsError, get_settings
+
+logger = logging.getLogger(__name__)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args, rest = parser.parse_known_args(argv)
+    if rest and not (args.command == "run" and args.process == "worker"):
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    try:
+        settings = get_settings()
+    except SettingsError as exc:
+        print(f"hostmaster: {exc}", file=sys.stderr)
+        return 2
+    if args.command == "run":
+        return _run(args, rest)
+    configure_logging("cli", "WARNING")
+    engine = make_engine(settings.database_dsn, pool_size=1, max_overflow=0)
+    try:
+        with Session(engine) as session:
+            return int(args.handler(session, args))
+    except InvalidRequest as exc:
+        for violation in exc.violations:
+            print(f"hostmaster: {violation.field}: {violation.message}", file=sys.stderr)
+        return 2
+    except HostmasterError as exc:
+        print(f"hostmaster: {exc.detail}", file=sys.stderr)
+        return 1
+    finally:
+        engine.dispose()
+
+
+def _zone_add(session: Session, args: argparse.Namespace) -> int:
+    host, port = _host_port(args.primary)
+    zone_in = ZoneCreate(
+        name=args.name,
+        primary_host=host,
+        primary_port=port,
+        tsig_key_name=args.key,
+        tsig_algorithm=args.algorithm,
+        min_ttl=args.min_ttl,
+        max_ttl=args.max_ttl,
+        default_ttl=args.default_ttl,
+    )
+    try:
+        zone = zones.register_zone(session, zone_in)
+    except Conflict:
+        if not args.if_missing:
+            raise
+        print(f"zone {zones.get_zone(session, args.name).name} is already registered")
+        return 0
+    print(f"zone {zone.name} registered: primary {zone.primary_host}:{zone.primary_port}, key {zone.tsig_key_name}")
+    return 0
+
+
+def _host_port(text: str) -> tuple[str, int]:
+    """HOST, HOST:PORT, IPv6 or [IPv6]:PORT."""
+    if text.startswith("["):
+        host, _, port = text[1:].partition("]")
+        port = port.lstrip(":")
+    elif text.count(":") == 1:
+        host, _, port = text.partition(":")
+    else:
+        host, port = text, ""
+    if port and not port.isdigit():
+        raise InvalidRequest([Violation("primary", f"{text!r}: the port must be a number")])
+    return host, int(port or 53)
+
+
+def _zone_list(session: Session, args: argparse.Namespace) -> int:
+    for zone in zones.list_zones(session):
+        print(json.dumps(zone.model_dump(mode="json")))
+    return 0
+
+
+def _run(args: argparse.Namespace, rest: list[str]) -> int:
+    settings = get_settings()
+    if args.process == "worker":
+        from workers.__main__ import main as worker_main
+
+        return worker_main(rest)
+    import uvicorn
+
+    uvicorn.run(
+        "service.app:app",
+        host=args.host or settings.api_host,
+        port=args.port or settings.api_port,
+        workers=args.workers,
+        log_config=uvicorn_log_config("api", settings.log_level),
+        proxy_headers=True,
+    )
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hostmaster", description="Hostmaster DNS provisioning")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    zone = commands.add_parser("zone", help="registered zones").add_subparsers(dest="action", required=True)
+    add = zone.add_parser("add", help="register a zone")
+    add.add_argument("name", help="zone name, e.g. example.test")
+    add.add_argument("--primary", required=True, help="primary server as HOST[:PORT]")
+    add.add_argument("--key", required=True, help="TSIG key name (its secret comes from the secrets provider)")
+    add.add_argument("--algorithm", default="hmac-sha256")
+    add.add_argument("--min-ttl", type=int, default=60)
+    add.add_argument("--max-ttl", type=int, default=86400)
+    add.add_argument("--default-ttl", type=int, default=3600)
+    add.add_argument("--if-missing", action="store_true", help="succeed when the zone is already registered")
+    add.set_defaults(handler=_zone_add)
+    zone.add_parser("list", help="list registered zones as JSON lines").set_defaults(handler=_zone_list)
+
+    run = commands.add_parser("run", help="run a process in the foreground")
+    run.add_argument("process", choices=["api", "worker"])
+    run.add_argument("--host")
+    run.add_argument("--port", type=int)
+    run.add_argument("--workers", type=int, default=1, help="uvicorn worker processes (api)")
+    return parser
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,139 @@
+"""One Settings object for every process, loaded once.
+
+``APP_ENV`` (dev, uta or prod) selects ``envs/.env.<env>``; environment variables
+override the file; secrets are read from the environment or from files in
+``HOSTMASTER_SECRETS_DIR`` (Kubernetes/OpenShift secret volumes, Docker secrets),
+never from a committed file.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+from urllib.parse import quote, urlsplit, urlunsplit
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+ENVS_DIR = PROJECT_ROOT / "envs"
+
+AppEnv = Literal["dev", "uta", "prod"]
+
+# Values that stand in for a secret in examples and development defaults.
+PLACEHOLDER_SECRETS = frozenset({"", "changethis", "changeme", "guest", "secret", "password"})
+
+
+class SettingsError(RuntimeError):
+    """The configuration cannot be used; the message says what to change."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="HOSTMASTER_", extra="ignore")
+
+    app_env: AppEnv = Field(default="dev", validation_alias="APP_ENV")
+    log_level: str = "INFO"
+
+    # PostgreSQL. The password is kept apart from the URL so that it can come from a secret.
+    database_url: str = "postgresql+psycopg2://postgres@127.0.0.1:5432/hostmaster"
+    database_password: SecretStr | None = None
+    database_timeout_s: int = Field(default=5, ge=1)
+
+    # RabbitMQ (Dramatiq broker).
+    rabbitmq_url: str = "amqp://guest@127.0.0.1:5672/%2F"
+    rabbitmq_password: SecretStr | None = None
+    queue_name: str = Field(default="dns", pattern=r"^[A-Za-z0-9_.-]{1,100}$")
+
+    # Worker retry policy for transient DNS failures.
+    max_retries: int = Field(default=5, ge=0)
+    min_backoff_ms: int = Field(default=1000, ge=1)
+    max_backoff_ms: int = Field(default=300_000, ge=1)
+    dns_timeout_s: float = Field(default=5.0, gt=0)
+
+    # Where mounted secret files live (TSIG secrets under tsig/<key name>).
+    secrets_dir: Path | None = None
+
+    # API.
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    public_base_url: str = ""
+
+    @model_validator(mode="after")
+    def _refuse_placeholder_secrets(self) -> Settings:
+        if self.app_env == "dev":
+            return self
+        problems = []
+        for name in ("database_password", "rabbitmq_password"):
+            value: SecretStr | None = getattr(self, name)
+            if value is None or value.get_secret_value().strip().lower() in PLACEHOLDER_SECRETS:
+                problems.append(f"HOSTMASTER_{name.upper()}")
+        if problems:
+            raise SettingsError(
+                f"APP_ENV={self.app_env} refuses to start with a missing or placeholder secret: "
+                f"{', '.join(problems)}. Set each in the environment or as a file of that name "
+                "(lower case) in HOSTMASTER_SECRETS_DIR."
+            )
+        return self
+
+    @property
+    def database_dsn(self) -> str:
+        return _with_password(self.database_url, self.database_password)
+
+    @property
+    def rabbitmq_dsn(self) -> str:
+        return _with_password(self.rabbitmq_url, self.rabbitmq_password)
+
+
+def _with_password(url: str, password: SecretStr | None) -> str:
+    if password is None:
+        return url
+    parts = urlsplit(url)
+    user = parts.username or ""
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = f"{quote(user, safe='')}:{quote(password.get_secret_value(), safe='')}@{host}"
+    if parts.port:
+        netloc += f":{parts.port}"
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def load_settings() -> Settings:
+    """Build settings from ``envs/.env.<APP_ENV>``, the environment and the secrets directory."""
+    app_env = os.environ.get("APP_ENV", "dev")
+    if app_env not in ("dev", "uta", "prod"):
+        raise SettingsError(f"APP_ENV must be dev, uta or prod, not {app_env!r}")
+    env_file = ENVS_DIR / f".env.{app_env}"
+    secrets_dir = os.environ.get("HOSTMASTER_SECRETS_DIR") or _value_in_env_file(env_file, "HOSTMASTER_SECRETS_DIR")
+    secrets_path = _resolve(secrets_dir) if secrets_dir else None
+    kwargs: dict[str, object] = {"_env_file": env_file if env_file.exists() else None}
+    if secrets_path is not None and secrets_path.is_dir():
+        kwargs["_secrets_dir"] = secrets_path
+    try:
+        settings = Settings(**kwargs)  # type: ignore[arg-type]
+    except ValueError as exc:  # pydantic's ValidationError is a ValueError
+        raise SettingsError(f"invalid configuration: {exc}") from exc
+    settings.secrets_dir = secrets_path
+    return settings
+
+
+def _resolve(path: str) -> Path:
+    candidate = Path(path)
+    return candidate if candidate.is_absolute() else PROJECT_ROOT / candidate
+
+
+def _value_in_env_file(env_file: Path, key: str) -> str | None:
+    if not env_file.exists():
+        return None
+    for line in env_file.read_text().splitlines():
+        name, sep, value = line.partition("=")
+        if sep and name.strip() == key:
+            return value.strip().strip("'\"")
+    return None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return load_settings()

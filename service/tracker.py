@@ -1,0 +1,95 @@
+"""The request tracker: where a request is and why, in the database and in the logs.
+
+``open_request`` commits the request row on its own before anything else can fail;
+every later step is one ``request_event`` row, written in the same transaction as the
+change of state it describes, and one JSON log line.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from db.models import Request, RequestEvent, RequestStatus, Source, Step, utcnow
+from service.errors import Conflict, NotFound
+
+logger = logging.getLogger(__name__)
+
+
+def open_request(
+    engine: Engine,
+    *,
+    request_id: uuid.UUID,
+    operation: str,
+    payload: dict[str, Any],
+    component: str,
+    source: Source = Source.api,
+    client: str | None = None,
+) -> None:
+    """Commit the request as ``received``: from here on it is visible, whatever happens next."""
+    with Session(engine) as session:
+        session.add(
+            Request(id=request_id, source=source, client=client, operation=operation, payload=storable(payload))
+        )
+        try:
+            session.flush()
+        except IntegrityError as exc:
+            raise Conflict(
+                f"request id {request_id} already names another request; send a new X-Request-ID or none",
+                code="request_id_in_use",
+            ) from exc
+        add_event(session, request_id, Step.received, component, operation=operation, source=str(source))
+        session.commit()
+
+
+def add_event(session: Session, request_id: uuid.UUID, step: Step, component: str, **detail: Any) -> None:
+    """Add one step to the request's timeline (committed with the caller's transaction) and log it."""
+    session.add(RequestEvent(request_id=request_id, step=step, component=component, detail=storable(detail)))
+    logger.info("request %s", step.value, extra={"step": step.value, "detail": detail})
+
+
+def set_status(
+    session: Session,
+    request: Request,
+    status: RequestStatus,
+    *,
+    error_code: str | None = None,
+    error_detail: str | None = None,
+) -> None:
+    request.status = status
+    request.updated_at = utcnow()
+    if error_code is not None:
+        request.error_code = error_code
+        request.error_detail = error_detail
+    session.add(request)
+
+
+def get_request(session: Session, request_id: uuid.UUID, *, for_update: bool = False) -> Request:
+    statement = select(Request).where(Request.id == request_id)
+    if for_update:
+        statement = statement.with_for_update()
+    request = session.exec(statement).first()
+    if request is None:
+        raise NotFound(f"no request has the id {request_id}", code="request_not_found")
+    return request
+
+
+def events_of(session: Session, request_id: uuid.UUID) -> list[RequestEvent]:
+    statement = select(RequestEvent).where(RequestEvent.request_id == request_id).order_by(col(RequestEvent.id))
+    return list(session.exec(statement).all())
+
+
+def storable(value: Any) -> Any:
+    """``value`` with every NUL character written as ``\\u0000``: PostgreSQL text and JSONB refuse NUL."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\\u0000")
+    if isinstance(value, dict):
+        return {storable(key): storable(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [storable(item) for item in value]
+    return value

@@ -1,0 +1,96 @@
+"""Registering the zones Hostmaster may change, and finding them again."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+
+import dns.tsig
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from db.models import Zone
+from db.schemas import ZoneCreate
+from service.errors import Conflict, InvalidRequest, NotFound, Violation
+from service.names import BadName, normalize_name
+
+logger = logging.getLogger(__name__)
+
+TSIG_ALGORITHMS = {
+    "hmac-sha256": dns.tsig.HMAC_SHA256,
+    "hmac-sha384": dns.tsig.HMAC_SHA384,
+    "hmac-sha512": dns.tsig.HMAC_SHA512,
+    "hmac-sha224": dns.tsig.HMAC_SHA224,
+    "hmac-sha1": dns.tsig.HMAC_SHA1,
+}
+
+
+def register_zone(session: Session, zone_in: ZoneCreate) -> Zone:
+    """Add a zone. Its TSIG secret is looked up by key name when a worker needs it, never stored."""
+    violations: list[Violation] = []
+    name = key_name = ""
+    try:
+        name = normalize_name(zone_in.name)
+    except BadName as exc:
+        violations.append(Violation("name", f"{zone_in.name!r} {exc}"))
+    try:
+        key_name = normalize_name(zone_in.tsig_key_name, allow_underscore=True)
+    except BadName as exc:
+        violations.append(Violation("tsig_key_name", f"{zone_in.tsig_key_name!r} {exc}"))
+    try:
+        normalize_name(zone_in.primary_host.strip("[]"), allow_underscore=False)
+    except BadName:
+        if not _is_ip_address(zone_in.primary_host):
+            violations.append(
+                Violation("primary_host", f"{zone_in.primary_host!r} is neither an IP address nor a host name")
+            )
+    algorithm = zone_in.tsig_algorithm.lower()
+    if algorithm not in TSIG_ALGORITHMS:
+        violations.append(Violation("tsig_algorithm", f"use one of {', '.join(TSIG_ALGORITHMS)}"))
+    if not zone_in.min_ttl <= zone_in.default_ttl <= zone_in.max_ttl:
+        violations.append(Violation("default_ttl", "must lie between min_ttl and max_ttl"))
+    if violations:
+        raise InvalidRequest(violations)
+
+    zone = Zone(
+        name=name,
+        primary_host=zone_in.primary_host.strip("[]"),
+        primary_port=zone_in.primary_port,
+        tsig_key_name=key_name,
+        tsig_algorithm=algorithm,
+        min_ttl=zone_in.min_ttl,
+        max_ttl=zone_in.max_ttl,
+        default_ttl=zone_in.default_ttl,
+    )
+    session.add(zone)
+    try:
+        session.commit()
+    except IntegrityError as exc:
+        session.rollback()
+        raise Conflict(f"zone {name} is already registered", code="zone_exists") from exc
+    session.refresh(zone)
+    logger.info("zone %s registered, primary %s:%d", zone.name, zone.primary_host, zone.primary_port)
+    return zone
+
+
+def list_zones(session: Session) -> list[Zone]:
+    return list(session.exec(select(Zone).order_by(col(Zone.name))).all())
+
+
+def get_zone(session: Session, name: str) -> Zone:
+    try:
+        absolute = normalize_name(name)
+    except BadName as exc:
+        raise NotFound(f"no zone is named {name!r}", code="zone_not_found") from exc
+    zone = session.exec(select(Zone).where(Zone.name == absolute)).first()
+    if zone is None:
+        raise NotFound(f"zone {absolute} is not registered", code="zone_not_found")
+    return zone
+
+
+def _is_ip_address(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text.strip("[]"))
+    except ValueError:
+        return False
+    return True

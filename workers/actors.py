@@ -1,0 +1,35 @@
+"""Dramatiq actors. Each takes a request id, never an ORM object, and is idempotent."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+import dramatiq
+from dramatiq.middleware import CurrentMessage
+
+from db.engine import make_engine
+from service.dispatch import APPLY_ACTOR
+from workers import apply
+from workers.broker import broker, settings
+
+logger = logging.getLogger(__name__)
+
+engine = make_engine(settings.database_dsn, connect_timeout_s=settings.database_timeout_s)
+
+
+@dramatiq.actor(
+    actor_name=APPLY_ACTOR,
+    queue_name=settings.queue_name,
+    broker=broker,
+    max_retries=settings.max_retries,
+    min_backoff=settings.min_backoff_ms,
+    max_backoff=settings.max_backoff_ms,
+    time_limit=int((settings.dns_timeout_s * 3 + 30) * 1000),
+)
+def apply_request(request_id: str) -> None:
+    """Make the zone's primary serve the request's RRset. Transient failures raise, so Dramatiq retries."""
+    message = CurrentMessage.get_current_message()
+    retries = message.options.get("retries", 0) if message is not None else 0
+    attempt = apply.Attempt(number=retries + 1, final=retries >= settings.max_retries)
+    apply.apply_request(engine, settings, uuid.UUID(request_id), attempt)

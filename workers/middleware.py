@@ -1,0 +1,38 @@
+"""Worker middleware: the request id of the message being processed, for every log line."""
+
+from __future__ import annotations
+
+from contextvars import Token
+from typing import Any
+
+import dramatiq
+from dramatiq.broker import MessageProxy
+from dramatiq.middleware import Middleware
+
+from service.context import request_id_var
+
+_TOKENS = "_hostmaster_request_id_token"
+
+
+class RequestIdMiddleware(Middleware):
+    """Binds ``message.options["request_id"]`` for the duration of the message."""
+
+    def before_process_message(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
+        token = request_id_var.set(message.options.get("request_id") or (message.args[0] if message.args else None))
+        setattr(message, _TOKENS, token)
+
+    def after_process_message(
+        self,
+        broker: dramatiq.Broker,
+        message: MessageProxy,
+        *,
+        result: Any = None,
+        exception: BaseException | None = None,
+    ) -> None:
+        token: Token[str | None] | None = getattr(message, _TOKENS, None)
+        if token is not None:
+            request_id_var.reset(token)
+            delattr(message, _TOKENS)
+
+    def after_skip_message(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
+        self.after_process_message(broker, message)

@@ -1,0 +1,169 @@
+"""RFC 2136 dynamic updates signed with TSIG (RFC 8945), and the query that proves them.
+
+This is the boundary to dnspython: its exceptions and rcodes are turned here into
+``TransientDnsError`` (try again later) or ``PermanentDnsError`` (a person must act).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import dns.exception
+import dns.flags
+import dns.message
+import dns.name
+import dns.query
+import dns.rcode
+import dns.rdata
+import dns.rdataclass
+import dns.rdatatype
+import dns.rrset
+import dns.tsig
+import dns.tsigkeyring
+import dns.update
+
+from service.errors import PermanentDnsError, TransientDnsError
+from service.rdata import to_rdata
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Server:
+    host: str
+    port: int
+    timeout_s: float
+
+
+@dataclass(frozen=True)
+class TsigKey:
+    name: str
+    algorithm: str
+    secret: str  # base64, as tsig-keygen prints it; never logged
+
+    def __repr__(self) -> str:
+        return f"TsigKey(name={self.name!r}, algorithm={self.algorithm!r}, secret='**********')"
+
+
+# What each refusal means to the person reading the request's error.
+_PERMANENT_RCODES = {
+    dns.rcode.NOTAUTH: (
+        "not_authoritative",
+        "the server is not authoritative for the zone or did not accept the TSIG key (NOTAUTH)",
+    ),
+    dns.rcode.REFUSED: ("refused", "the server refused the update (REFUSED): check its allow-update policy"),
+    dns.rcode.NOTZONE: ("not_in_zone", "a name in the update is outside the zone (NOTZONE)"),
+    dns.rcode.FORMERR: ("format_error", "the server could not parse the update (FORMERR)"),
+    dns.rcode.NOTIMP: ("not_implemented", "the server does not implement dynamic update (NOTIMP)"),
+    dns.rcode.YXDOMAIN: ("prerequisite_failed", "a prerequisite failed: the name exists (YXDOMAIN)"),
+    dns.rcode.YXRRSET: ("prerequisite_failed", "a prerequisite failed: the RRset exists (YXRRSET)"),
+    dns.rcode.NXDOMAIN: ("prerequisite_failed", "a prerequisite failed: the name does not exist (NXDOMAIN)"),
+    dns.rcode.NXRRSET: ("prerequisite_failed", "a prerequisite failed: the RRset does not exist (NXRRSET)"),
+}
+
+
+def replace_rrset_update(
+    zone: str, owner: str, rtype: str, ttl: int, values: Sequence[str], key: TsigKey
+) -> dns.update.UpdateMessage:
+    """An UPDATE that makes ``owner``/``rtype`` hold exactly ``values`` (delete the RRset, then add)."""
+    update = dns.update.UpdateMessage(
+        zone, keyring=_keyring(key), keyname=dns.name.from_text(key.name), keyalgorithm=key.algorithm
+    )
+    name = dns.name.from_text(owner)
+    rdtype = dns.rdatatype.from_text(rtype)
+    update.delete(name, rdtype)
+    if values:
+        rrset = dns.rrset.RRset(name, dns.rdataclass.IN, rdtype)
+        for value in values:
+            rrset.add(to_rdata(rtype, value), ttl)
+        update.add(name, rrset)
+    return update
+
+
+def send_update(update: dns.update.UpdateMessage, server: Server) -> dns.rcode.Rcode:
+    """Send over TCP and return the rcode (NOERROR); raise our errors for anything else."""
+    try:
+        response = dns.query.tcp(update, server.host, port=server.port, timeout=server.timeout_s)
+    except dns.tsig.PeerBadKey as exc:
+        raise PermanentDnsError(
+            "the server does not know our TSIG key (BADKEY): the key name differs from the server's",
+            code="tsig_bad_key",
+        ) from exc
+    except dns.tsig.PeerBadSignature as exc:
+        raise PermanentDnsError(
+            "the server rejected our TSIG signature (BADSIG): the secret differs from the server's",
+            code="tsig_bad_signature",
+        ) from exc
+    except (dns.tsig.PeerBadTime, dns.tsig.PeerBadTruncation) as exc:
+        raise PermanentDnsError(
+            f"the server rejected our TSIG signature ({type(exc).__name__}): check both clocks and the algorithm",
+            code="tsig_rejected",
+        ) from exc
+    except dns.tsig.BadSignature as exc:
+        raise PermanentDnsError(
+            "the server's answer failed TSIG verification: the secret differs from the server's",
+            code="tsig_bad_signature",
+        ) from exc
+    except dns.exception.Timeout as exc:
+        raise TransientDnsError(
+            f"no answer from {server.host}:{server.port} within {server.timeout_s:g} s", code="dns_timeout"
+        ) from exc
+    except (OSError, EOFError) as exc:  # refused, reset, unreachable, closed mid-answer
+        raise TransientDnsError(
+            f"cannot reach {server.host}:{server.port}: {exc.__class__.__name__}", code="dns_unreachable"
+        ) from exc
+    except dns.exception.DNSException as exc:
+        raise TransientDnsError(f"bad answer from {server.host}:{server.port}: {exc}", code="dns_bad_answer") from exc
+    return check_rcode(response.rcode())
+
+
+def check_rcode(rcode: dns.rcode.Rcode) -> dns.rcode.Rcode:
+    if rcode == dns.rcode.NOERROR:
+        return rcode
+    if rcode == dns.rcode.SERVFAIL:
+        raise TransientDnsError("the server failed to apply the update (SERVFAIL)", code="servfail")
+    code, reason = _PERMANENT_RCODES.get(rcode, ("unexpected_rcode", f"the server answered {dns.rcode.to_text(rcode)}"))
+    raise PermanentDnsError(reason, code=code)
+
+
+def served_rrset(owner: str, rtype: str, server: Server) -> dns.rrset.RRset | None:
+    """What the server serves for ``owner``/``rtype`` (asked over TCP), or None when nothing."""
+    query = dns.message.make_query(owner, rtype)
+    query.flags &= ~dns.flags.RD
+    try:
+        response = dns.query.tcp(query, server.host, port=server.port, timeout=server.timeout_s)
+    except dns.exception.Timeout as exc:
+        raise TransientDnsError(
+            f"verification query timed out after {server.timeout_s:g} s", code="dns_timeout"
+        ) from exc
+    except (OSError, EOFError, dns.exception.DNSException) as exc:
+        raise TransientDnsError(f"verification query failed: {exc.__class__.__name__}", code="dns_unreachable") from exc
+    if response.rcode() not in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
+        raise TransientDnsError(f"verification query answered {dns.rcode.to_text(response.rcode())}", code="servfail")
+    name = dns.name.from_text(owner)
+    for answer in response.answer:
+        if answer.name == name and answer.rdtype == dns.rdatatype.from_text(rtype):
+            return answer
+    return None
+
+
+def matches(served: dns.rrset.RRset | None, rtype: str, ttl: int, values: Sequence[str]) -> bool:
+    """True when the server serves exactly ``values`` with ``ttl`` (an empty ``values`` means absent)."""
+    if not values:
+        return served is None or len(served) == 0
+    if served is None:
+        return False
+    wanted = {to_rdata(rtype, value) for value in values}
+    return set(served) == wanted and served.ttl == ttl
+
+
+def _keyring(key: TsigKey) -> dict[dns.name.Name, dns.tsig.Key]:
+    name = dns.name.from_text(key.name)
+    try:
+        return {name: dns.tsig.Key(name, key.secret, key.algorithm)}
+    except ValueError as exc:  # binascii.Error for a secret that is not base64
+        raise PermanentDnsError(
+            f"the secret of TSIG key {key.name} is not valid base64", code="tsig_secret_invalid"
+        ) from exc
