@@ -1,0 +1,279 @@
+"""One fixture per real system: PostgreSQL, RabbitMQ, BIND 9, and the API and worker processes.
+
+Integration tests skip when a service is missing on a developer's machine and fail in CI
+(CI=true). `make test` installs and starts what is missing first, so nothing skips there.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pika
+import psycopg2
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+TEST_RUN_DIR = ROOT / ".run" / "test"
+PG_HOST = os.environ.get("PG_HOST", "127.0.0.1")
+PG_PORT = int(os.environ.get("PG_PORT", "5432"))
+RABBITMQ_PORT = int(os.environ.get("RABBITMQ_PORT", "5672"))
+TEST_BIND_PORT = int(os.environ.get("TEST_BIND_PORT", "15354"))
+TEST_DATABASE = "hostmaster_test"
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+# The zones the tests register; stale.test's key is given a wrong secret on our side.
+ZONE = "example.test"
+STALE_ZONE = "stale.test"
+DOWN_ZONE = "down.test"
+KEY = "hostmaster-key"
+STALE_KEY = "stale-key"
+WRONG_SECRET = "d3Jvbmcgc2VjcmV0IHdyb25nIHNlY3JldCB3cm9uZyE="
+
+
+def unavailable(what: str) -> None:
+    """Skip on a developer's machine, fail in CI: CI must run every test."""
+    if IN_CI:
+        pytest.fail(f"{what} is not available, and CI must run the integration tests")
+    pytest.skip(f"{what} is not available (run `make test` to start it)")
+
+
+def port_open(host: str, port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(1)
+        return sock.connect_ex((host, port)) == 0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_until(predicate: Callable[[], Any], *, timeout: float, what: str, interval: float = 0.1) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(interval)
+
+
+@pytest.fixture(scope="session")
+def database_url() -> Iterator[str]:
+    """A fresh, migrated database for this test session, by the real `alembic upgrade head`."""
+    if not port_open(PG_HOST, PG_PORT):
+        unavailable(f"PostgreSQL on {PG_HOST}:{PG_PORT}")
+    admin = psycopg2.connect(host=PG_HOST, port=PG_PORT, user="postgres", dbname="postgres", connect_timeout=5)
+    admin.autocommit = True
+    with admin.cursor() as cursor:
+        cursor.execute(f'DROP DATABASE IF EXISTS "{TEST_DATABASE}" WITH (FORCE)')
+        cursor.execute(f'CREATE DATABASE "{TEST_DATABASE}"')
+    url = f"postgresql+psycopg2://postgres@{PG_HOST}:{PG_PORT}/{TEST_DATABASE}"
+    subprocess.run(
+        [sys.executable, "-m", "alembic", "upgrade", "head"],
+        cwd=ROOT,
+        env={**os.environ, "HOSTMASTER_DATABASE_URL": url},
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    yield url
+    admin.close()
+
+
+@pytest.fixture(scope="session")
+def queue_name() -> Iterator[str]:
+    """A queue of this session's own, so a running `make run` never takes the tests' messages."""
+    if not port_open("127.0.0.1", RABBITMQ_PORT):
+        unavailable(f"RabbitMQ on 127.0.0.1:{RABBITMQ_PORT}")
+    name = f"hostmaster_test_{uuid.uuid4().hex[:8]}"
+    yield name
+    connection = rabbitmq_connection()
+    channel = connection.channel()
+    for suffix in ("", ".DQ", ".XQ"):
+        channel.queue_delete(name + suffix)
+    connection.close()
+
+
+def rabbitmq_connection() -> pika.BlockingConnection:
+    parameters = pika.ConnectionParameters(
+        host="127.0.0.1",
+        port=RABBITMQ_PORT,
+        credentials=pika.PlainCredentials("guest", "guest"),
+        socket_timeout=5,
+        connection_attempts=1,
+    )
+    return pika.BlockingConnection(parameters)
+
+
+@dataclass
+class Bind:
+    host: str
+    port: int
+    directory: Path
+
+    def secret(self, key: str) -> str:
+        return (self.directory / "secrets" / "tsig" / key).read_text().strip()
+
+
+@pytest.fixture(scope="session")
+def bind() -> Iterator[Bind]:
+    """BIND 9 on loopback with the test zones, started by the project's own script."""
+    if shutil.which("named") is None:
+        unavailable("BIND 9 (named)")
+    directory = TEST_RUN_DIR / "bind"
+    script = ROOT / "scripts" / "bind.sh"
+    specs = [f"{ZONE}:{KEY}", f"{STALE_ZONE}:{STALE_KEY}"]
+    subprocess.run(["bash", str(script), "start", str(directory), str(TEST_BIND_PORT), *specs], check=True, timeout=60)
+    yield Bind("127.0.0.1", TEST_BIND_PORT, directory)
+    subprocess.run(["bash", str(script), "stop", str(directory)], check=True, timeout=30)
+
+
+@dataclass
+class Process:
+    name: str
+    log_path: Path
+    popen: subprocess.Popen[bytes]
+    url: str = ""
+
+    def log_lines(self) -> list[dict[str, Any]]:
+        """Every line the process has logged so far, parsed; a line that is not JSON fails the test."""
+        lines = []
+        for raw in self.log_path.read_text().splitlines():
+            if raw.strip():
+                try:
+                    lines.append(json.loads(raw))
+                except ValueError:
+                    raise AssertionError(f"{self.name} logged a line that is not JSON: {raw!r}") from None
+        return lines
+
+    def stop(self) -> None:
+        if self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGTERM)
+            try:
+                self.popen.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait(timeout=10)
+
+
+def start_process(name: str, args: list[str], env: dict[str, str]) -> Process:
+    TEST_RUN_DIR.mkdir(parents=True, exist_ok=True)
+    log_path = TEST_RUN_DIR / f"{name}.log"
+    with log_path.open("wb") as log:
+        popen = subprocess.Popen(
+            [sys.executable, *args], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    return Process(name, log_path, popen)
+
+
+@pytest.fixture(scope="session")
+def stack_env(database_url: str, queue_name: str, bind: Bind) -> dict[str, str]:
+    """The environment of the API and worker processes under test: a tiny retry budget."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("HOSTMASTER_")}
+    env.update(
+        APP_ENV="dev",
+        HOSTMASTER_DATABASE_URL=database_url,
+        HOSTMASTER_QUEUE_NAME=queue_name,
+        HOSTMASTER_SECRETS_DIR=str(bind.directory / "secrets"),
+        HOSTMASTER_TSIG_SECRET_STALE_KEY=WRONG_SECRET,
+        HOSTMASTER_MAX_RETRIES="2",
+        HOSTMASTER_MIN_BACKOFF_MS="200",
+        HOSTMASTER_MAX_BACKOFF_MS="1000",
+        HOSTMASTER_DNS_TIMEOUT_S="2",
+        HOSTMASTER_LOG_LEVEL="INFO",
+    )
+    return env
+
+
+@pytest.fixture(scope="session")
+def api(stack_env: dict[str, str]) -> Iterator[Process]:
+    """The API as `python -m service` on a free port; its base URL is ``api.url``."""
+    port = free_port()
+    process = start_process("api", ["-m", "service", "--port", str(port)], stack_env)
+    url = f"http://127.0.0.1:{port}"
+
+    def healthy() -> bool:
+        if process.popen.poll() is not None:
+            raise AssertionError(f"the API exited at start:\n{process.log_path.read_text()}")
+        try:
+            return httpx.get(f"{url}/healthz", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    wait_until(healthy, timeout=30, what="the API to answer /healthz")
+    process.url = url
+    yield process
+    process.stop()
+
+
+@pytest.fixture(scope="session")
+def worker(stack_env: dict[str, str]) -> Iterator[Process]:
+    process = start_process("worker", ["-m", "workers", "--processes", "1", "--threads", "4"], stack_env)
+    wait_until(
+        lambda: process.popen.poll() is None and "ready for action" in process.log_path.read_text(),
+        timeout=30,
+        what="the worker to start",
+    )
+    yield process
+    process.stop()
+
+
+@pytest.fixture(scope="session")
+def client(api: Process) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=api.url, timeout=10) as http:
+        yield http
+
+
+@pytest.fixture(scope="session")
+def zones(client: httpx.Client, bind: Bind) -> dict[str, str]:
+    """The test zones, registered through the admin endpoint."""
+    closed_port = free_port()
+    registered = {}
+    for name, port, key in (
+        (ZONE, bind.port, KEY),
+        (STALE_ZONE, bind.port, STALE_KEY),
+        (DOWN_ZONE, closed_port, KEY),
+    ):
+        answer = client.post(
+            "/api/v1/zones",
+            json={"name": name, "primary_host": bind.host, "primary_port": port, "tsig_key_name": key},
+        )
+        assert answer.status_code == 201, answer.text
+        registered[name] = answer.json()["name"]
+    return registered
+
+
+@pytest.fixture
+def stack(client: httpx.Client, zones: dict[str, str], worker: Process) -> httpx.Client:
+    """An API client with the whole pipeline running behind it."""
+    return client
+
+
+def unique_label(prefix: str = "t") -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+def wait_for_terminal(client: httpx.Client, request_id: str, timeout: float = 30) -> dict[str, Any]:
+    def terminal() -> dict[str, Any] | None:
+        body: dict[str, Any] = client.get(f"/api/v1/requests/{request_id}").json()
+        return body if body["status"] in ("succeeded", "failed", "rejected") else None
+
+    result: dict[str, Any] = wait_until(terminal, timeout=timeout, what=f"request {request_id} to end", interval=0.2)
+    return result

@@ -1,0 +1,58 @@
+"""With its database and broker unreachable, the API says so with 503s, never a 500 or a hang."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from tests.conftest import Process, free_port, start_process, wait_until
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def orphan_api(stack_env: dict[str, str]) -> Iterator[str]:
+    env = {
+        **stack_env,
+        "HOSTMASTER_DATABASE_URL": f"postgresql+psycopg2://postgres@127.0.0.1:{free_port()}/nothing",
+        "HOSTMASTER_RABBITMQ_URL": f"amqp://guest@127.0.0.1:{free_port()}/%2F",
+    }
+    port = free_port()
+    process: Process = start_process("api-orphan", ["-m", "service", "--port", str(port)], env)
+    url = f"http://127.0.0.1:{port}"
+
+    def up() -> bool:
+        try:
+            return httpx.get(f"{url}/healthz", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    wait_until(up, timeout=30, what="the API without dependencies to start")
+    yield url
+    process.stop()
+
+
+def test_readiness_reports_each_dependency_down(orphan_api: str) -> None:
+    answer = httpx.get(f"{orphan_api}/readyz", timeout=15)
+
+    assert answer.status_code == 503
+    assert answer.headers["retry-after"]
+    body = answer.json()
+    assert body["status"] == "unavailable"
+    assert body["checks"]["database"].startswith("error")
+    assert body["checks"]["broker"].startswith("error")
+
+
+def test_a_write_with_the_database_down_is_a_503_with_retry_after(orphan_api: str) -> None:
+    answer = httpx.post(
+        f"{orphan_api}/api/v1/records",
+        json={"name": "www.example.test", "type": "A", "values": ["192.0.2.1"]},
+        timeout=15,
+    )
+
+    assert answer.status_code == 503
+    assert answer.headers["content-type"] == "application/problem+json"
+    assert answer.headers["retry-after"]
+    assert answer.json()["code"] == "database_unavailable"
