@@ -26,6 +26,7 @@ class ContextFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         record.component = self.component
+        record.__dict__.pop("color_message", None)  # uvicorn's ANSI-coloured duplicate of the message
         if getattr(record, "request_id", None) is None:
             record.request_id = current_request_id()
         return True

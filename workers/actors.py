@@ -10,6 +10,7 @@ from dramatiq.middleware import CurrentMessage
 
 from db.engine import make_engine
 from service.dispatch import APPLY_ACTOR
+from service.errors import TransientDnsError
 from workers import apply
 from workers.broker import broker, settings
 
@@ -32,4 +33,11 @@ def apply_request(request_id: str) -> None:
     message = CurrentMessage.get_current_message()
     retries = message.options.get("retries", 0) if message is not None else 0
     attempt = apply.Attempt(number=retries + 1, final=retries >= settings.max_retries)
-    apply.apply_request(engine, settings, uuid.UUID(request_id), attempt)
+    try:
+        apply.apply_request(engine, settings, uuid.UUID(request_id), attempt)
+    except TransientDnsError:
+        raise  # already recorded as retry_scheduled, or as failed on the last attempt
+    except Exception as exc:
+        logger.exception("attempt %d failed unexpectedly", attempt.number)
+        apply.record_unexpected_failure(engine, uuid.UUID(request_id), attempt, exc)
+        raise

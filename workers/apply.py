@@ -59,7 +59,7 @@ def apply_request(engine: Engine, settings: Settings, request_id: uuid.UUID, att
         started = time.perf_counter()
         rcode = rfc2136.send_update(update, server)
         sent_ms = round((time.perf_counter() - started) * 1000, 1)
-        _event(engine, request_id, Step.dns_sent, server=f"{server.host}:{server.port}", rcode=rcode, ms=sent_ms)
+        _event(engine, request_id, Step.dns_sent, server=f"{server.host}:{server.port}", rcode=rcode.name, ms=sent_ms)
         served = rfc2136.served_rrset(owner, rtype, server)
         if not rfc2136.matches(served, rtype, ttl, values):
             shown = sorted(rdata.to_text() for rdata in served) if served is not None else []
@@ -80,23 +80,7 @@ def apply_request(engine: Engine, settings: Settings, request_id: uuid.UUID, att
             request = tracker.get_request(session, request_id, for_update=True)
             if attempt.final:
                 _mark_rrset(session, request.rrset_id, version, RRsetStatus.error)
-                tracker.add_event(session, request_id, Step.dead_lettered, COMPONENT, code=exc.code, reason=exc.detail)
-                _fail(session, request, "retries_exhausted", f"gave up after {attempt.number} attempts: {exc.detail}")
-            else:
-                tracker.set_status(
-                    session, request, RequestStatus.retrying, error_code=exc.code, error_detail=exc.detail
-                )
-                tracker.add_event(
-                    session,
-                    request_id,
-                    Step.retry_scheduled,
-                    COMPONENT,
-                    code=exc.code,
-                    reason=exc.detail,
-                    attempt=attempt.number,
-                    next_attempt=attempt.number + 1,
-                )
-                session.commit()
+            _attempt_failed(session, request, attempt, exc.code, exc.detail)
         raise
 
     with Session(engine) as session:
@@ -106,6 +90,44 @@ def apply_request(engine: Engine, settings: Settings, request_id: uuid.UUID, att
         request.error_code = request.error_detail = None
         tracker.add_event(session, request_id, Step.succeeded, COMPONENT, attempts=attempt.number)
         session.commit()
+
+
+def record_unexpected_failure(engine: Engine, request_id: uuid.UUID, attempt: Attempt, exc: Exception) -> None:
+    """Best effort: say in the tracker that an attempt died of something other than DNS.
+
+    The message is retried like a transient failure; on the last attempt the request is
+    failed so that it does not stay in progress. If the database itself is what failed,
+    this fails too and only the log line remains.
+    """
+    reason = f"{type(exc).__name__} in the worker"
+    try:
+        with Session(engine) as session:
+            request = tracker.get_request(session, request_id, for_update=True)
+            if RequestStatus(request.status).terminal:
+                return
+            _attempt_failed(session, request, attempt, "internal", reason)
+    except Exception:
+        logger.exception("could not record the failure of request %s in the tracker", request_id)
+
+
+def _attempt_failed(session: Session, request: Request, attempt: Attempt, code: str, reason: str) -> None:
+    """Record a failed attempt: retrying, or on the last attempt dead-lettered and failed."""
+    if attempt.final:
+        tracker.add_event(session, request.id, Step.dead_lettered, COMPONENT, code=code, reason=reason)
+        _fail(session, request, "retries_exhausted", f"gave up after {attempt.number} attempts: {reason}")
+        return
+    tracker.set_status(session, request, RequestStatus.retrying, error_code=code, error_detail=reason)
+    tracker.add_event(
+        session,
+        request.id,
+        Step.retry_scheduled,
+        COMPONENT,
+        code=code,
+        reason=reason,
+        attempt=attempt.number,
+        next_attempt=attempt.number + 1,
+    )
+    session.commit()
 
 
 def _event(engine: Engine, request_id: uuid.UUID, step: Step, **detail: object) -> None:

@@ -5,11 +5,16 @@ from __future__ import annotations
 import json
 import uuid
 
+import dns.query
+import dns.rcode
+import dns.tsigkeyring
+import dns.update
 import httpx
 import pytest
 
 from tests.conftest import (
     DOWN_ZONE,
+    KEY,
     STALE_ZONE,
     ZONE,
     Bind,
@@ -175,3 +180,24 @@ def test_a_wrong_tsig_secret_fails_at_once_with_a_readable_reason(stack: httpx.C
     assert served(bind, name, "A") is None
     records = stack.get("/api/v1/records", params={"zone": STALE_ZONE}).json()["items"]
     assert [record["status"] for record in records if record["name"] == name + "."] == ["error"]
+
+
+def test_an_update_the_server_silently_ignores_is_failed_not_reported_as_success(
+    stack: httpx.Client, bind: Bind
+) -> None:
+    """Someone put a CNAME at the name behind Hostmaster's back: BIND answers NOERROR to our A
+    and ignores it. Only the verification query tells, and the request says so."""
+    name = f"{unique_label('outside')}.{ZONE}"
+    outside = dns.update.UpdateMessage(
+        ZONE, keyring=dns.tsigkeyring.from_text({KEY: bind.secret(KEY)}), keyalgorithm="hmac-sha256"
+    )
+    outside.add(name + ".", 300, "CNAME", f"elsewhere.{ZONE}.")
+    assert dns.query.tcp(outside, bind.host, port=bind.port, timeout=5).rcode() == dns.rcode.NOERROR
+
+    answer = post_record(stack, {"name": name, "type": "A", "values": ["192.0.2.40"]})
+    final = wait_for_terminal(stack, answer.json()["request_id"])
+
+    assert final["status"] == "failed"
+    assert final["error_code"] == "not_applied"
+    assert "ignored the update" in final["error_detail"]
+    assert served(bind, name, "A") is None
