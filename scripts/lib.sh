@@ -7,6 +7,7 @@ PG_HOST=${PG_HOST:-127.0.0.1}
 PG_PORT=${PG_PORT:-5432}
 RABBITMQ_PORT=${RABBITMQ_PORT:-5672}
 export UV_PYTHON_DOWNLOADS=never
+export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
 
 say() { printf '[hostmaster] %s\n' "$*" >&2; }
 die() { say "error: $*"; exit 1; }
