@@ -13,6 +13,7 @@ import json
 import logging
 import sys
 
+from pydantic import ValidationError
 from sqlmodel import Session
 
 from db.engine import make_engine
@@ -21,6 +22,7 @@ from service import zones
 from service.errors import Conflict, HostmasterError, InvalidRequest, Violation
 from service.logs import configure_logging, uvicorn_log_config
 from service.settings import SettingsError, get_settings
+from service.validation import violations_from_pydantic
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +44,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with Session(engine) as session:
             return int(args.handler(session, args))
+    except ValidationError as exc:
+        for violation in violations_from_pydantic(exc):
+            print(f"hostmaster: {violation.field}: {violation.message}", file=sys.stderr)
+        return 2
     except InvalidRequest as exc:
         for violation in exc.violations:
             print(f"hostmaster: {violation.field}: {violation.message}", file=sys.stderr)

@@ -15,8 +15,8 @@ from db.models import Request, RequestStatus, RRset, RRsetStatus, Step, Zone
 from db.schemas import RecordCreate
 from service import tracker
 from service.dispatch import Dispatcher
-from service.errors import Conflict, DependencyUnavailable, InvalidRequest, RequestRejected, Violation
-from service.validation import DesiredRRset, validate_record
+from service.errors import Conflict, DependencyUnavailable, InvalidRequest, RequestRejected
+from service.validation import DesiredRRset, validate_record, violations_from_pydantic
 
 logger = logging.getLogger(__name__)
 
@@ -125,13 +125,3 @@ def _reject(session: Session, request_id: uuid.UUID, exc: RequestRejected) -> No
         detail["violations"] = [{"field": v.field, "message": v.message} for v in exc.violations]
     tracker.add_event(session, request_id, Step.rejected, COMPONENT, **detail)
     session.commit()
-
-
-def violations_from_pydantic(exc: ValidationError) -> list[Violation]:
-    violations = []
-    for error in exc.errors(include_url=False, include_input=False):
-        field = ""
-        for part in error["loc"]:
-            field += f"[{part}]" if isinstance(part, int) else (f".{part}" if field else str(part))
-        violations.append(Violation(field or "body", error["msg"]))
-    return violations

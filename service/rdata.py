@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 
 import dns.exception
+import dns.ipv6
 import dns.name
 import dns.rdata
 import dns.rdataclass
@@ -72,7 +73,7 @@ def _ipv6(value: str) -> str:
         raise BadValue(f"{value!r} is not an IPv6 address") from exc
     if address.scope_id:
         raise BadValue(f"{value!r} has a zone index (%...), which DNS cannot carry")
-    return address.compressed
+    return dns.ipv6.inet_ntoa(address.packed)  # dnspython's form, also for IPv4-mapped addresses
 
 
 def _txt(value: str) -> str:

@@ -28,14 +28,15 @@ def tsig_env_name(key_name: str) -> str:
 
 def tsig_secret(settings: Settings, key_name: str) -> SecretStr:
     env_name = tsig_env_name(key_name)
-    value = os.environ.get(env_name)
+    value = os.environ.get(env_name, "").strip()
     if value:
-        return SecretStr(value.strip())
+        return SecretStr(value)
     file_name = key_name.rstrip(".")
     if settings.secrets_dir is not None and "/" not in file_name:
         path = settings.secrets_dir / "tsig" / file_name
-        if path.is_file():
-            return SecretStr(path.read_text().strip())
+        value = path.read_text().strip() if path.is_file() else ""
+        if value:
+            return SecretStr(value)
     raise SecretUnavailable(
         f"no secret for TSIG key {key_name}: set {env_name} or the file tsig/{file_name} "
         "in the secrets directory (HOSTMASTER_SECRETS_DIR)"

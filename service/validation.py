@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from pydantic import ValidationError
+
 from db.models import Zone
 from db.schemas import RecordCreate
 from service.errors import InvalidRequest, Violation
@@ -107,3 +109,13 @@ def zone_for_owner(owner: str, zones: Sequence[Zone]) -> Zone | None:
     """The registered zone closest to ``owner`` (the longest matching suffix)."""
     matches = [zone for zone in zones if is_within(owner, zone.name)]
     return max(matches, key=lambda zone: len(zone.name), default=None)
+
+
+def violations_from_pydantic(exc: ValidationError) -> list[Violation]:
+    violations = []
+    for error in exc.errors(include_url=False, include_input=False):
+        field = ""
+        for part in error["loc"]:
+            field += f"[{part}]" if isinstance(part, int) else (f".{part}" if field else str(part))
+        violations.append(Violation(field or "body", error["msg"]))
+    return violations

@@ -6,6 +6,7 @@ This is the boundary to dnspython: its exceptions and rcodes are turned here int
 
 from __future__ import annotations
 
+import base64
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ import dns.update
 
 from service.errors import PermanentDnsError, TransientDnsError
 from service.rdata import to_rdata
+from service.zones import TSIG_ALGORITHMS
 
 logger = logging.getLogger(__name__)
 
@@ -69,7 +71,10 @@ def replace_rrset_update(
 ) -> dns.update.UpdateMessage:
     """An UPDATE that makes ``owner``/``rtype`` hold exactly ``values`` (delete the RRset, then add)."""
     update = dns.update.UpdateMessage(
-        zone, keyring=_keyring(key), keyname=dns.name.from_text(key.name), keyalgorithm=key.algorithm
+        zone,
+        keyring=_keyring(key),
+        keyname=dns.name.from_text(key.name),
+        keyalgorithm=TSIG_ALGORITHMS.get(key.algorithm.lower(), key.algorithm),
     )
     name = dns.name.from_text(owner)
     rdtype = dns.rdatatype.from_text(rtype)
@@ -162,8 +167,12 @@ def matches(served: dns.rrset.RRset | None, rtype: str, ttl: int, values: Sequen
 def _keyring(key: TsigKey) -> dict[dns.name.Name, dns.tsig.Key]:
     name = dns.name.from_text(key.name)
     try:
-        return {name: dns.tsig.Key(name, key.secret, key.algorithm)}
-    except ValueError as exc:  # binascii.Error for a secret that is not base64
-        raise PermanentDnsError(
-            f"the secret of TSIG key {key.name} is not valid base64", code="tsig_secret_invalid"
-        ) from exc
+        secret = base64.b64decode(key.secret, validate=True)
+    except ValueError:  # binascii.Error; dnspython's own decoding would drop bad characters silently
+        secret = b""
+    if not secret:
+        raise PermanentDnsError(f"the secret of TSIG key {key.name} is not valid base64", code="tsig_secret_invalid")
+    algorithm = TSIG_ALGORITHMS.get(key.algorithm.lower())
+    if algorithm is None:
+        raise PermanentDnsError(f"TSIG algorithm {key.algorithm} is not supported", code="tsig_algorithm_unknown")
+    return {name: dns.tsig.Key(name, secret, algorithm)}
