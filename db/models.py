@@ -15,6 +15,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
+MAX_TTL = 2**31 - 1  # RFC 2181 §8
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -68,9 +70,9 @@ class ZoneBase(SQLModel):
     primary_port: int = Field(default=53, ge=1, le=65535)
     tsig_key_name: str = Field(max_length=255, description="Name of the TSIG key; its secret is never stored here.")
     tsig_algorithm: str = Field(default="hmac-sha256", max_length=32)
-    min_ttl: int = Field(default=60, ge=0)
-    max_ttl: int = Field(default=86400, ge=0)
-    default_ttl: int = Field(default=3600, ge=0)
+    min_ttl: int = Field(default=60, ge=0, le=MAX_TTL)
+    max_ttl: int = Field(default=86400, ge=0, le=MAX_TTL)
+    default_ttl: int = Field(default=3600, ge=0, le=MAX_TTL)
 
 
 class Zone(ZoneBase, table=True):

@@ -2,10 +2,11 @@
 # A private BIND 9 primary on loopback for development and tests.
 #
 #   scripts/bind.sh start DIR PORT ZONE:KEY [ZONE:KEY ...]
-#       writes DIR/named.conf, a zone file per ZONE (SOA, NS, ns1 A 127.0.0.1), a fresh
-#       hmac-sha256 TSIG key per KEY (its secret in DIR/secrets/tsig/KEY, mode 600) that
-#       may update and transfer that zone, then starts named in the background and waits
-#       until it answers. Prints nothing on stdout.
+#       writes DIR/named.conf and a fresh hmac-sha256 TSIG key per KEY (its secret in
+#       DIR/secrets/tsig/KEY, mode 600) that may update and transfer that zone, creates a
+#       zone file per ZONE (SOA, NS, ns1 A 127.0.0.1) unless one is there from an earlier
+#       run (the zone's data and journal are kept, as the database that describes them is),
+#       then starts named in the background and waits until it answers.
 #   scripts/bind.sh stop DIR
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -14,7 +15,6 @@ start() {
   local dir port=$2; dir=$(realpath -m "$1"); shift 2
   mkdir -p "$dir/secrets/tsig"
   [ -f "$dir/named.pid" ] && stop "$dir"
-  rm -f "$dir"/*.jnl "$dir"/*.zone "$dir/named.log"
   local conf="$dir/named.conf" keys="" zones=""
   declare -A seen=()
   for spec in "$@"; do
@@ -26,7 +26,7 @@ start() {
       chmod 600 "$dir/secrets/tsig/$key" "$dir/$key.key"
       keys+="include \"$dir/$key.key\";"$'\n'
     fi
-    cat >"$dir/$zone.zone" <<ZONE
+    [ -f "$dir/$zone.zone" ] || cat >"$dir/$zone.zone" <<ZONE
 \$TTL 300
 @   IN SOA ns1.$zone. hostmaster.$zone. 1 3600 600 86400 60
     IN NS  ns1.$zone.
@@ -66,10 +66,11 @@ CONF
   say "BIND 9 serving ${*%%:*} on 127.0.0.1:$port (pid $(cat "$dir/named.pid.launcher"))"
 }
 
-alive() {  # pid: running and not a zombie
-  local state
-  state=$(ps -o stat= -p "$1" 2>/dev/null) || return 1
-  [[ $state != Z* ]]
+alive() {  # pid: a named that is running, not a zombie, not a stranger that reused the pid
+  local stat
+  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+  [[ $stat == *"(named)"* ]] || return 1
+  [[ ${stat#*) } != Z* ]]
 }
 
 stop() {

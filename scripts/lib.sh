@@ -41,9 +41,15 @@ ensure_uv() {
     [ -x "$HOME/.local/bin/uv" ] && export PATH="$HOME/.local/bin:$PATH"
   fi
   if ! command -v uv >/dev/null; then
-    say "installing uv (pip)"
-    python3 -m pip install -q --user uv 2>/dev/null || python3 -m pip install -q --break-system-packages --user uv
     export PATH="$HOME/.local/bin:$PATH"
+    if python3 -m pip --version >/dev/null 2>&1; then
+      say "installing uv (pip)"
+      python3 -m pip install -q --user uv 2>/dev/null || python3 -m pip install -q --user --break-system-packages uv
+    else
+      say "installing uv (pipx)"
+      apt_install pipx
+      pipx install uv >/dev/null
+    fi
   fi
   command -v uv >/dev/null || die "uv is not on PATH after installing it"
 }
@@ -63,6 +69,7 @@ ensure_postgres() {
     # A fresh cluster: let local development connect over loopback without a password.
     sed -i '1i host all all 127.0.0.1/32 trust' "$conf/pg_hba.conf"
   fi
+  port_open "$PG_HOST" "$PG_PORT" && return 0  # the package started it
   say "starting PostgreSQL"
   pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n1)" main start
   STARTED_POSTGRES=1
@@ -73,6 +80,7 @@ STARTED_RABBITMQ=0
 ensure_rabbitmq() {
   if ! port_open 127.0.0.1 "$RABBITMQ_PORT"; then
     command -v rabbitmq-server >/dev/null || apt_install rabbitmq-server
+    port_open 127.0.0.1 "$RABBITMQ_PORT" && return 0  # the package started it
     say "starting RabbitMQ"
     rabbitmq-server -detached
     STARTED_RABBITMQ=1

@@ -19,22 +19,27 @@ BIND_DIR="$RUN_DIR/bind"
 
 pids=()
 cleanup() {
-  trap - INT TERM EXIT
+  trap '' INT TERM  # a second Ctrl-C must not cut the clean-up short
+  trap - EXIT
   say "stopping"
   for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  local deadline=$((SECONDS + 30))
+  for pid in "${pids[@]}"; do
+    while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.2; done
+    kill -KILL "$pid" 2>/dev/null || true
+  done
   "$ROOT/scripts/bind.sh" stop "$BIND_DIR"
   stop_started_services
   say "stopped"
 }
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 ensure_bind
 ensure_uv
 ensure_postgres
 ensure_rabbitmq
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
 enable_rabbitmq_management
 ensure_python_env
 
@@ -47,7 +52,7 @@ export HOSTMASTER_DATABASE_URL=${HOSTMASTER_DATABASE_URL:-postgresql+psycopg2://
 export HOSTMASTER_SECRETS_DIR=${HOSTMASTER_SECRETS_DIR:-$RUN_DIR/secrets}
 cd "$ROOT"
 uv run --frozen alembic upgrade head
-uv run --frozen hostmaster zone add "$DEMO_ZONE" --primary "127.0.0.1:$BIND_PORT" --key "$DEMO_KEY" --if-missing
+uv run --frozen hostmaster zone add "$DEMO_ZONE" --primary "127.0.0.1:$BIND_PORT" --key "$DEMO_KEY" --update
 
 uv run --frozen hostmaster run api --host "$API_HOST" --port "$API_PORT" &
 pids+=($!)

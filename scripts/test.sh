@@ -5,11 +5,13 @@
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
+trap stop_started_services EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 ensure_bind
 ensure_uv
 ensure_postgres
 ensure_rabbitmq
-trap stop_started_services EXIT
 ensure_python_env
 cd "$ROOT"
 

@@ -19,8 +19,9 @@ from sqlmodel import Session
 from db.engine import make_engine
 from db.schemas import ZoneCreate
 from service import zones
-from service.errors import Conflict, HostmasterError, InvalidRequest, Violation
+from service.errors import HostmasterError, InvalidRequest, Violation
 from service.logs import configure_logging, uvicorn_log_config
+from service.names import shown
 from service.settings import SettingsError, get_settings
 from service.validation import violations_from_pydantic
 
@@ -71,13 +72,7 @@ def _zone_add(session: Session, args: argparse.Namespace) -> int:
         max_ttl=args.max_ttl,
         default_ttl=args.default_ttl,
     )
-    try:
-        zone = zones.register_zone(session, zone_in)
-    except Conflict:
-        if not args.if_missing:
-            raise
-        print(f"zone {zones.get_zone(session, args.name).name} is already registered")
-        return 0
+    zone = zones.register_zone(session, zone_in, update_existing=args.update)
     print(f"zone {zone.name} registered: primary {zone.primary_host}:{zone.primary_port}, key {zone.tsig_key_name}")
     return 0
 
@@ -92,7 +87,7 @@ def _host_port(text: str) -> tuple[str, int]:
     else:
         host, port = text, ""
     if port and not port.isdigit():
-        raise InvalidRequest([Violation("primary", f"{text!r}: the port must be a number")])
+        raise InvalidRequest([Violation("primary", f"{shown(text)}: the port must be a number")])
     return host, int(port or 53)
 
 
@@ -134,7 +129,9 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("--min-ttl", type=int, default=60)
     add.add_argument("--max-ttl", type=int, default=86400)
     add.add_argument("--default-ttl", type=int, default=3600)
-    add.add_argument("--if-missing", action="store_true", help="succeed when the zone is already registered")
+    add.add_argument(
+        "--update", action="store_true", help="if the zone is registered, update its primary, key and TTL policy"
+    )
     add.set_defaults(handler=_zone_add)
     zone.add_parser("list", help="list registered zones as JSON lines").set_defaults(handler=_zone_list)
 

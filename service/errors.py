@@ -4,7 +4,8 @@
     ├── RequestRejected            the client can fix it: 4xx, nothing changed
     │   ├── InvalidRequest         422, lists every violation with its field
     │   ├── NotFound               404
-    │   └── Conflict               409, names what it conflicts with
+    │   ├── Conflict               409, names what it conflicts with
+    │   └── PayloadTooLarge        413, the body passes the size limit
     ├── DependencyUnavailable      503: database or broker cannot be reached
     └── DnsError                   raised in workers while applying a request
         ├── TransientDnsError      timeout, connection refused, SERVFAIL: retried
@@ -58,6 +59,10 @@ class NotFound(RequestRejected):
 
 class Conflict(RequestRejected):
     code = "conflict"
+
+
+class PayloadTooLarge(RequestRejected):
+    code = "payload_too_large"
 
 
 class DependencyUnavailable(HostmasterError):

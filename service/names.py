@@ -58,10 +58,18 @@ def _check_label(label: str, index: int, *, allow_underscore: bool, allow_wildca
         return
     if label.startswith("_"):
         if not allow_underscore:
-            raise BadName(f"has the label {label!r}: underscore labels are not allowed for this record type")
+            raise BadName(f"has the label {shown(label)}: underscore labels are not allowed for this record type")
         if _UNDERSCORE_LABEL.match(label):
             return
-    raise BadName(f"has the label {label!r}: use letters, digits and hyphens, not starting or ending with a hyphen")
+    raise BadName(
+        f"has the label {shown(label)}: use letters, digits and hyphens, not starting or ending with a hyphen"
+    )
+
+
+def shown(text: object, limit: int = 80) -> str:
+    """``repr(text)``, cut short so that an error message never repeats a huge input."""
+    shown_text = repr(text)
+    return shown_text if len(shown_text) <= limit else shown_text[: limit - 4] + "…" + shown_text[-3:]
 
 
 def is_within(name: str, zone: str) -> bool:

@@ -16,6 +16,7 @@ from db.schemas import RecordCreate
 from service import tracker
 from service.dispatch import Dispatcher
 from service.errors import Conflict, DependencyUnavailable, InvalidRequest, RequestRejected
+from service.payloads import parse_json_body, unparsed
 from service.validation import DesiredRRset, validate_record, violations_from_pydantic
 
 logger = logging.getLogger(__name__)
@@ -28,15 +29,21 @@ def submit_record(
     engine: Engine,
     dispatcher: Dispatcher,
     request_id: uuid.UUID,
-    payload: Any,
+    body: bytes,
     client: str | None = None,
 ) -> Request:
-    """Create one RRset as asked by ``payload`` (parsed JSON) and queue it for the workers.
+    """Create one RRset as asked by ``body`` (JSON) and queue it for the workers.
 
-    The request is committed as received before validation; a rejected request ends
-    as ``rejected`` with its reason and changes nothing else.
+    The request is committed as received before the body is even parsed; a rejected
+    request ends as ``rejected`` with its reason and changes nothing else.
     """
-    stored_payload = payload if isinstance(payload, dict) else {"body": payload}
+    payload: Any = None
+    parse_error: InvalidRequest | None = None
+    try:
+        payload = parse_json_body(body)
+        stored_payload = payload if isinstance(payload, dict) else {"body": payload}
+    except InvalidRequest as exc:
+        parse_error, stored_payload = exc, unparsed(body)
     tracker.open_request(
         engine,
         request_id=request_id,
@@ -48,11 +55,17 @@ def submit_record(
     with Session(engine) as session:
         request = tracker.get_request(session, request_id)
         try:
+            if parse_error is not None:
+                raise parse_error
             desired = _validate(session, payload)
             rrset = _create_rrset(session, desired, request_id)
         except RequestRejected as exc:
             session.rollback()
             _reject(session, request_id, exc)
+            raise
+        except Exception:
+            session.rollback()
+            _fail_unexpectedly(engine, request_id)
             raise
         tracker.add_event(session, request_id, Step.validated, COMPONENT, zone=desired.zone.name)
         request.zone_id = desired.zone.id
@@ -115,6 +128,24 @@ def _create_rrset(session: Session, desired: DesiredRRset, request_id: uuid.UUID
     except IntegrityError as exc:
         raise Conflict(f"the RRset {desired.owner} {desired.rtype} already exists", code="rrset_exists") from exc
     return rrset
+
+
+def _fail_unexpectedly(engine: Engine, request_id: uuid.UUID) -> None:
+    """Best effort: a request that hit a fault of ours ends failed, not received forever."""
+    try:
+        with Session(engine) as session:
+            request = tracker.get_request(session, request_id)
+            tracker.set_status(
+                session,
+                request,
+                RequestStatus.failed,
+                error_code="internal",
+                error_detail="Hostmaster failed while validating the request; quote the request id to support",
+            )
+            tracker.add_event(session, request_id, Step.failed, COMPONENT, code="internal")
+            session.commit()
+    except Exception:
+        logger.exception("could not record the failure of request %s", request_id)
 
 
 def _reject(session: Session, request_id: uuid.UUID, exc: RequestRejected) -> None:

@@ -17,7 +17,7 @@ import dns.rdataclass
 import dns.rdatatype
 from dns.rdtypes.ANY.TXT import TXT
 
-from service.names import BadName, normalize_name
+from service.names import BadName, normalize_name, shown
 
 SUPPORTED_TYPES = ("A", "AAAA", "CNAME", "TXT")
 TXT_STRING_OCTETS = 255
@@ -63,21 +63,23 @@ def _ipv4(value: str) -> str:
     try:
         return str(ipaddress.IPv4Address(value.strip()))
     except ValueError as exc:
-        raise BadValue(f"{value!r} is not an IPv4 address in dotted-quad form") from exc
+        raise BadValue(f"{shown(value)} is not an IPv4 address in dotted-quad form") from exc
 
 
 def _ipv6(value: str) -> str:
     try:
         address = ipaddress.IPv6Address(value.strip())
     except ValueError as exc:
-        raise BadValue(f"{value!r} is not an IPv6 address") from exc
+        raise BadValue(f"{shown(value)} is not an IPv6 address") from exc
     if address.scope_id:
-        raise BadValue(f"{value!r} has a zone index (%...), which DNS cannot carry")
+        raise BadValue(f"{shown(value)} has a zone index (%...), which DNS cannot carry")
     return dns.ipv6.inet_ntoa(address.packed)  # dnspython's form, also for IPv4-mapped addresses
 
 
 def _txt(value: str) -> str:
     """A TXT value is presentation format when it starts with a double quote, else literal text."""
+    if any("\ud800" <= ch <= "\udfff" for ch in value):
+        raise BadValue("holds a lone UTF-16 surrogate, which is not text; send valid Unicode")
     if any((ord(ch) < 0x20 and ch != "\t") or ord(ch) == 0x7F for ch in value):
         raise BadValue("must not contain control characters (write them as \\DDD in a quoted string)")
     if value.startswith('"'):

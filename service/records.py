@@ -7,7 +7,7 @@ from sqlmodel import Session, col, select
 from db.models import RRset, Zone
 from db.schemas import RecordPublic
 from service.errors import InvalidRequest, Violation
-from service.names import BadName, normalize_name
+from service.names import BadName, normalize_name, shown
 
 
 def list_records(session: Session, *, zone: str | None = None, limit: int = 500) -> list[RecordPublic]:
@@ -16,7 +16,7 @@ def list_records(session: Session, *, zone: str | None = None, limit: int = 500)
         try:
             statement = statement.where(Zone.name == normalize_name(zone))
         except BadName as exc:
-            raise InvalidRequest([Violation("zone", f"{zone!r} {exc}")]) from exc
+            raise InvalidRequest([Violation("zone", f"{shown(zone)} {exc}")]) from exc
     statement = statement.order_by(col(RRset.owner), col(RRset.rtype)).limit(limit)
     return [
         RecordPublic(

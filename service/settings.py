@@ -58,7 +58,7 @@ class Settings(BaseSettings):
     # API.
     api_host: str = "127.0.0.1"
     api_port: int = 8000
-    public_base_url: str = ""
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
 
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> Settings:

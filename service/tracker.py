@@ -16,7 +16,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from db.models import Request, RequestEvent, RequestStatus, Source, Step, utcnow
+from db.schemas import RequestEventPublic, RequestPublic
 from service.errors import Conflict, NotFound
+from service.payloads import storable
 
 logger = logging.getLogger(__name__)
 
@@ -79,17 +81,29 @@ def get_request(session: Session, request_id: uuid.UUID, *, for_update: bool = F
     return request
 
 
+def describe_request(session: Session, *, request_id: str) -> RequestPublic:
+    """The request and its steps in order, as the API shows them; 404 for an unknown id."""
+    try:
+        parsed = uuid.UUID(request_id)
+    except ValueError:
+        raise NotFound(f"no request has the id {request_id[:64]!r}", code="request_not_found") from None
+    request = get_request(session, parsed)
+    return RequestPublic(
+        request_id=request.id,
+        source=request.source,
+        client=request.client,
+        operation=request.operation,
+        payload=request.payload,
+        status=request.status,
+        attempts=request.attempts,
+        error_code=request.error_code,
+        error_detail=request.error_detail,
+        created_at=request.created_at,
+        updated_at=request.updated_at,
+        events=[RequestEventPublic.model_validate(event, from_attributes=True) for event in events_of(session, parsed)],
+    )
+
+
 def events_of(session: Session, request_id: uuid.UUID) -> list[RequestEvent]:
     statement = select(RequestEvent).where(RequestEvent.request_id == request_id).order_by(col(RequestEvent.id))
     return list(session.exec(statement).all())
-
-
-def storable(value: Any) -> Any:
-    """``value`` with every NUL character written as ``\\u0000``: PostgreSQL text and JSONB refuse NUL."""
-    if isinstance(value, str):
-        return value.replace("\x00", "\\u0000")
-    if isinstance(value, dict):
-        return {storable(key): storable(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [storable(item) for item in value]
-    return value

@@ -11,14 +11,13 @@ from dataclasses import dataclass
 
 from pydantic import ValidationError
 
-from db.models import Zone
+from db.models import MAX_TTL, Zone
 from db.schemas import RecordCreate
 from service.errors import InvalidRequest, Violation
-from service.names import BadName, is_within, normalize_name
+from service.names import BadName, is_within, normalize_name, shown
 from service.rdata import SUPPORTED_TYPES, BadValue, normalize_value
 
 MAX_VALUES = 100
-MAX_TTL = 2**31 - 1  # RFC 2181 §8
 UNDERSCORE_TYPES = frozenset({"TXT", "CNAME"})
 
 
@@ -39,14 +38,14 @@ def validate_record(record: RecordCreate, zones: Sequence[Zone]) -> DesiredRRset
     rtype = record.type.strip().upper()
     if rtype not in SUPPORTED_TYPES:
         violations.append(
-            Violation("type", f"{record.type!r} is not supported; use one of {', '.join(SUPPORTED_TYPES)}")
+            Violation("type", f"{shown(record.type)} is not supported; use one of {', '.join(SUPPORTED_TYPES)}")
         )
 
     owner = None
     try:
         owner = normalize_name(record.name, allow_underscore=rtype in UNDERSCORE_TYPES, allow_wildcard=True)
     except BadName as exc:
-        violations.append(Violation("name", f"{record.name!r} {exc}"))
+        violations.append(Violation("name", f"{shown(record.name)} {exc}"))
 
     values = _validate_values(rtype, record.values, violations)
 
@@ -112,10 +111,15 @@ def zone_for_owner(owner: str, zones: Sequence[Zone]) -> Zone | None:
 
 
 def violations_from_pydantic(exc: ValidationError) -> list[Violation]:
-    violations = []
-    for error in exc.errors(include_url=False, include_input=False):
-        field = ""
-        for part in error["loc"]:
-            field += f"[{part}]" if isinstance(part, int) else (f".{part}" if field else str(part))
-        violations.append(Violation(field or "body", error["msg"]))
-    return violations
+    return [
+        Violation(field_path(error["loc"]), error["msg"])
+        for error in exc.errors(include_url=False, include_input=False)
+    ]
+
+
+def field_path(location: Sequence[int | str]) -> str:
+    """A JSON path as the violations name it: ``values[1]``, ``zone.name``, or ``body``."""
+    path = ""
+    for part in location:
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+    return path or "body"

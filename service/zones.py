@@ -12,7 +12,7 @@ from sqlmodel import Session, col, select
 from db.models import Zone
 from db.schemas import ZoneCreate
 from service.errors import Conflict, InvalidRequest, NotFound, Violation
-from service.names import BadName, normalize_name
+from service.names import BadName, normalize_name, shown
 
 logger = logging.getLogger(__name__)
 
@@ -25,24 +25,49 @@ TSIG_ALGORITHMS = {
 }
 
 
-def register_zone(session: Session, zone_in: ZoneCreate) -> Zone:
-    """Add a zone. Its TSIG secret is looked up by key name when a worker needs it, never stored."""
+def register_zone(session: Session, zone_in: ZoneCreate, *, update_existing: bool = False) -> Zone:
+    """Add a zone (or, with ``update_existing``, change a registered zone's primary, key and policy).
+
+    Its TSIG secret is looked up by key name when a worker needs it, never stored.
+    """
+    zone = _validated(zone_in)
+    existing = session.exec(select(Zone).where(Zone.name == zone.name)).first()
+    if existing is not None:
+        if not update_existing:
+            raise Conflict(f"zone {zone.name} is already registered", code="zone_exists")
+        for field in ("primary_host", "primary_port", "tsig_key_name", "tsig_algorithm", "min_ttl", "max_ttl"):
+            setattr(existing, field, getattr(zone, field))
+        existing.default_ttl = zone.default_ttl
+        zone = existing
+    session.add(zone)
+    try:
+        session.commit()
+    except IntegrityError as exc:
+        session.rollback()
+        raise Conflict(f"zone {zone.name} is already registered", code="zone_exists") from exc
+    session.refresh(zone)
+    logger.info("zone %s registered, primary %s:%d", zone.name, zone.primary_host, zone.primary_port)
+    return zone
+
+
+def _validated(zone_in: ZoneCreate) -> Zone:
     violations: list[Violation] = []
     name = key_name = ""
     try:
         name = normalize_name(zone_in.name)
     except BadName as exc:
-        violations.append(Violation("name", f"{zone_in.name!r} {exc}"))
+        violations.append(Violation("name", f"{shown(zone_in.name)} {exc}"))
     try:
         key_name = normalize_name(zone_in.tsig_key_name, allow_underscore=True)
     except BadName as exc:
-        violations.append(Violation("tsig_key_name", f"{zone_in.tsig_key_name!r} {exc}"))
-    try:
-        normalize_name(zone_in.primary_host.strip("[]"), allow_underscore=False)
-    except BadName:
-        if not _is_ip_address(zone_in.primary_host):
+        violations.append(Violation("tsig_key_name", f"{shown(zone_in.tsig_key_name)} {exc}"))
+    host = zone_in.primary_host.strip("[]")
+    if not _is_ip_address(host):
+        try:
+            normalize_name(host)
+        except BadName:
             violations.append(
-                Violation("primary_host", f"{zone_in.primary_host!r} is neither an IP address nor a host name")
+                Violation("primary_host", f"{shown(zone_in.primary_host)} is neither an IP address nor a host name")
             )
     algorithm = zone_in.tsig_algorithm.lower()
     if algorithm not in TSIG_ALGORITHMS:
@@ -51,10 +76,9 @@ def register_zone(session: Session, zone_in: ZoneCreate) -> Zone:
         violations.append(Violation("default_ttl", "must lie between min_ttl and max_ttl"))
     if violations:
         raise InvalidRequest(violations)
-
-    zone = Zone(
+    return Zone(
         name=name,
-        primary_host=zone_in.primary_host.strip("[]"),
+        primary_host=host,
         primary_port=zone_in.primary_port,
         tsig_key_name=key_name,
         tsig_algorithm=algorithm,
@@ -62,15 +86,6 @@ def register_zone(session: Session, zone_in: ZoneCreate) -> Zone:
         max_ttl=zone_in.max_ttl,
         default_ttl=zone_in.default_ttl,
     )
-    session.add(zone)
-    try:
-        session.commit()
-    except IntegrityError as exc:
-        session.rollback()
-        raise Conflict(f"zone {name} is already registered", code="zone_exists") from exc
-    session.refresh(zone)
-    logger.info("zone %s registered, primary %s:%d", zone.name, zone.primary_host, zone.primary_port)
-    return zone
 
 
 def list_zones(session: Session) -> list[Zone]:

@@ -30,8 +30,7 @@ TEST_RUN_DIR = ROOT / ".run" / "test"
 PG_HOST = os.environ.get("PG_HOST", "127.0.0.1")
 PG_PORT = int(os.environ.get("PG_PORT", "5432"))
 RABBITMQ_PORT = int(os.environ.get("RABBITMQ_PORT", "5672"))
-TEST_BIND_PORT = int(os.environ.get("TEST_BIND_PORT", "15354"))
-TEST_DATABASE = "hostmaster_test"
+TEST_DATABASE = f"hostmaster_test_{os.getpid()}"
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 # The zones the tests register; stale.test's key is given a wrong secret on our side.
@@ -94,6 +93,8 @@ def database_url() -> Iterator[str]:
         timeout=120,
     )
     yield url
+    with admin.cursor() as cursor:
+        cursor.execute(f'DROP DATABASE IF EXISTS "{TEST_DATABASE}" WITH (FORCE)')
     admin.close()
 
 
@@ -140,8 +141,11 @@ def bind() -> Iterator[Bind]:
     directory = TEST_RUN_DIR / "bind"
     script = ROOT / "scripts" / "bind.sh"
     specs = [f"{ZONE}:{KEY}", f"{STALE_ZONE}:{STALE_KEY}"]
-    subprocess.run(["bash", str(script), "start", str(directory), str(TEST_BIND_PORT), *specs], check=True, timeout=60)
-    yield Bind("127.0.0.1", TEST_BIND_PORT, directory)
+    port = free_port()
+    subprocess.run(["bash", str(script), "stop", str(directory)], check=True, timeout=30)
+    shutil.rmtree(directory, ignore_errors=True)  # zone data of an earlier session must not leak in
+    subprocess.run(["bash", str(script), "start", str(directory), str(port), *specs], check=True, timeout=60)
+    yield Bind("127.0.0.1", port, directory)
     subprocess.run(["bash", str(script), "stop", str(directory)], check=True, timeout=30)
 
 

@@ -6,7 +6,7 @@ import logging
 import uuid
 
 import dramatiq
-from dramatiq.middleware import CurrentMessage
+from dramatiq.middleware import CurrentMessage, TimeLimitExceeded
 
 from db.engine import make_engine
 from service.dispatch import APPLY_ACTOR
@@ -37,7 +37,7 @@ def apply_request(request_id: str) -> None:
         apply.apply_request(engine, settings, uuid.UUID(request_id), attempt)
     except TransientDnsError:
         raise  # already recorded as retry_scheduled, or as failed on the last attempt
-    except Exception as exc:
+    except (Exception, TimeLimitExceeded) as exc:  # TimeLimitExceeded is a BaseException
         logger.exception("attempt %d failed unexpectedly", attempt.number)
         apply.record_unexpected_failure(engine, uuid.UUID(request_id), attempt, exc)
         raise

@@ -92,7 +92,7 @@ def apply_request(engine: Engine, settings: Settings, request_id: uuid.UUID, att
         session.commit()
 
 
-def record_unexpected_failure(engine: Engine, request_id: uuid.UUID, attempt: Attempt, exc: Exception) -> None:
+def record_unexpected_failure(engine: Engine, request_id: uuid.UUID, attempt: Attempt, exc: BaseException) -> None:
     """Best effort: say in the tracker that an attempt died of something other than DNS.
 
     The message is retried like a transient failure; on the last attempt the request is
@@ -105,6 +105,8 @@ def record_unexpected_failure(engine: Engine, request_id: uuid.UUID, attempt: At
             request = tracker.get_request(session, request_id, for_update=True)
             if RequestStatus(request.status).terminal:
                 return
+            if attempt.final:
+                _mark_rrset(session, request.rrset_id, None, RRsetStatus.error)
             _attempt_failed(session, request, attempt, "internal", reason)
     except Exception:
         logger.exception("could not record the failure of request %s in the tracker", request_id)
@@ -142,10 +144,10 @@ def _fail(session: Session, request: Request, code: str, detail: str) -> None:
     session.commit()
 
 
-def _mark_rrset(session: Session, rrset_id: int | None, version: int, status: RRsetStatus) -> None:
-    """Set the RRset's status, unless a newer version was asked for meanwhile."""
+def _mark_rrset(session: Session, rrset_id: int | None, version: int | None, status: RRsetStatus) -> None:
+    """Set the RRset's status, unless a newer version than ``version`` was asked for meanwhile."""
     rrset = session.exec(select(RRset).where(RRset.id == rrset_id).with_for_update()).first()
-    if rrset is not None and rrset.version == version:
+    if rrset is not None and version in (None, rrset.version):
         rrset.status = status
         rrset.updated_at = utcnow()
         session.add(rrset)

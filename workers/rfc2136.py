@@ -7,7 +7,9 @@ This is the boundary to dnspython: its exceptions and rcodes are turned here int
 from __future__ import annotations
 
 import base64
+import ipaddress
 import logging
+import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -90,7 +92,7 @@ def replace_rrset_update(
 def send_update(update: dns.update.UpdateMessage, server: Server) -> dns.rcode.Rcode:
     """Send over TCP and return the rcode (NOERROR); raise our errors for anything else."""
     try:
-        response = dns.query.tcp(update, server.host, port=server.port, timeout=server.timeout_s)
+        response = dns.query.tcp(update, _address(server), port=server.port, timeout=server.timeout_s)
     except dns.tsig.PeerBadKey as exc:
         raise PermanentDnsError(
             "the server does not know our TSIG key (BADKEY): the key name differs from the server's",
@@ -138,7 +140,7 @@ def served_rrset(owner: str, rtype: str, server: Server) -> dns.rrset.RRset | No
     query = dns.message.make_query(owner, rtype)
     query.flags &= ~dns.flags.RD
     try:
-        response = dns.query.tcp(query, server.host, port=server.port, timeout=server.timeout_s)
+        response = dns.query.tcp(query, _address(server), port=server.port, timeout=server.timeout_s)
     except dns.exception.Timeout as exc:
         raise TransientDnsError(
             f"verification query timed out after {server.timeout_s:g} s", code="dns_timeout"
@@ -162,6 +164,21 @@ def matches(served: dns.rrset.RRset | None, rtype: str, ttl: int, values: Sequen
         return False
     wanted = {to_rdata(rtype, value) for value in values}
     return set(served) == wanted and served.ttl == ttl
+
+
+def _address(server: Server) -> str:
+    """dnspython sends to addresses only: resolve a host name (a Kubernetes service, say) first."""
+    try:
+        ipaddress.ip_address(server.host)
+    except ValueError:
+        pass
+    else:
+        return server.host
+    try:
+        infos = socket.getaddrinfo(server.host, server.port, type=socket.SOCK_STREAM)
+    except OSError as exc:  # socket.gaierror
+        raise TransientDnsError(f"cannot resolve the primary {server.host}: {exc}", code="dns_unresolvable") from exc
+    return str(infos[0][4][0])
 
 
 def _keyring(key: TsigKey) -> dict[dns.name.Name, dns.tsig.Key]:

@@ -9,6 +9,7 @@ import uuid
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from service.api.problems import problem
 from service.context import bound_request_id, parse_request_id
 
 logger = logging.getLogger("service.api.access")
@@ -34,12 +35,13 @@ class RequestIdMiddleware:
         request_id = parse_request_id(given) or uuid.uuid4()
         scope.setdefault("state", {})["request_id"] = request_id
         status = 500
+        started_response = False
         started = time.perf_counter()
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, started_response
             if message["type"] == "http.response.start":
-                status = message["status"]
+                status, started_response = message["status"], True
                 MutableHeaders(scope=message)[HEADER] = str(request_id)
             await send(message)
 
@@ -48,6 +50,16 @@ class RequestIdMiddleware:
                 logger.warning("ignored X-Request-ID that is not a UUID; using %s", request_id)
             try:
                 await self.app(scope, receive, send_with_id)
+            except Exception:
+                # Rendered here, inside the request id, rather than by Starlette's outer
+                # ServerErrorMiddleware, which would answer without it.
+                logger.exception("unexpected error while answering %s %s", scope["method"], scope["path"])
+                if started_response:
+                    raise
+                response = problem(
+                    500, "an unexpected error occurred; quote the request id when reporting it", code="internal"
+                )
+                await response(scope, receive, send_with_id)
             finally:
                 logger.info(
                     "%s %s %d",

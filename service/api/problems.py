@@ -13,7 +13,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import DataError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service.context import current_request_id
@@ -23,9 +23,11 @@ from service.errors import (
     HostmasterError,
     InvalidRequest,
     NotFound,
+    PayloadTooLarge,
     RequestRejected,
     Violation,
 )
+from service.validation import field_path
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +60,8 @@ def _status_of(exc: HostmasterError) -> int:
         return 404
     if isinstance(exc, Conflict):
         return 409
+    if isinstance(exc, PayloadTooLarge):
+        return 413
     if isinstance(exc, RequestRejected):
         return 400
     if isinstance(exc, DependencyUnavailable):
@@ -82,10 +86,10 @@ async def hostmaster_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def request_validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    violations = []
-    for error in exc.errors():
-        location = [str(part) for part in error.get("loc", ()) if part != "body"]
-        violations.append(Violation(".".join(location) or "body", str(error.get("msg", "invalid"))))
+    violations = [
+        Violation(field_path([part for part in error.get("loc", ()) if part != "body"]), str(error.get("msg")))
+        for error in exc.errors()
+    ]
     fields = ", ".join(v.field for v in violations)
     return problem(422, f"the request is not valid: {fields}", code="invalid", violations=_violations(violations))
 
@@ -107,9 +111,9 @@ async def database_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
-    logger.exception("unexpected error while answering %s %s", request.method, request.url.path)
-    return problem(500, "an unexpected error occurred; quote the request id when reporting it", code="internal")
+async def unstorable_value(request: Request, exc: Exception) -> JSONResponse:
+    logger.warning("the database refused a value: %s", type(exc).__name__)
+    return problem(422, "a value cannot be stored (out of range or not representable)", code="unstorable_value")
 
 
 def install(app: FastAPI) -> None:
@@ -118,4 +122,4 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(OperationalError, database_error)
     app.add_exception_handler(InterfaceError, database_error)
-    app.add_exception_handler(Exception, unexpected_error)
+    app.add_exception_handler(DataError, unstorable_value)

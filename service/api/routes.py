@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import uuid
 from typing import Any
 
 from fastapi import APIRouter, Query, Request, Response, status
@@ -13,14 +11,13 @@ from db.schemas import (
     RecordCreate,
     RecordList,
     RequestAccepted,
-    RequestEventPublic,
     RequestPublic,
     ZoneCreate,
     ZonePublic,
 )
 from service import provisioning, records, tracker, zones
-from service.api.deps import DispatcherDep, EngineDep, SessionDep
-from service.errors import InvalidRequest, NotFound, Violation
+from service.api.deps import DispatcherDep, EngineDep, SessionDep, SettingsDep
+from service.errors import PayloadTooLarge
 
 router = APIRouter(prefix="/api/v1")
 
@@ -42,15 +39,13 @@ RECORD_BODY = {
     summary="Ask for one RRset; the answer is the request id to follow",
 )
 async def create_record(
-    request: Request, response: Response, engine: EngineDep, dispatcher: DispatcherDep
+    request: Request, response: Response, engine: EngineDep, dispatcher: DispatcherDep, settings: SettingsDep
 ) -> RequestAccepted:
-    payload = _json_body(await request.body())
+    body = await _read_body(request, settings.max_body_bytes)
     tracked = await run_in_threadpool(
-        provisioning.submit_record,
-        engine=engine,
-        dispatcher=dispatcher,
-        request_id=request.state.request_id,
-        payload=payload,
+        lambda: provisioning.submit_record(
+            engine=engine, dispatcher=dispatcher, request_id=request.state.request_id, body=body
+        )
     )
     status_url = str(request.url_for("get_request", request_id=str(tracked.id)))
     response.headers["Location"] = status_url
@@ -72,26 +67,7 @@ def list_records(
     summary="A request's status and its steps in order",
 )
 def get_request(request_id: str, session: SessionDep) -> RequestPublic:
-    try:
-        parsed = uuid.UUID(request_id)
-    except ValueError:
-        raise NotFound(f"no request has the id {request_id!r}", code="request_not_found") from None
-    found = tracker.get_request(session, parsed)
-    events = tracker.events_of(session, parsed)
-    return RequestPublic(
-        request_id=found.id,
-        source=found.source,
-        client=found.client,
-        operation=found.operation,
-        payload=found.payload,
-        status=found.status,
-        attempts=found.attempts,
-        error_code=found.error_code,
-        error_detail=found.error_detail,
-        created_at=found.created_at,
-        updated_at=found.updated_at,
-        events=[RequestEventPublic.model_validate(event, from_attributes=True) for event in events],
-    )
+    return tracker.describe_request(session, request_id=request_id)
 
 
 @router.post(
@@ -110,10 +86,14 @@ def list_zones(session: SessionDep) -> list[ZonePublic]:
     return [ZonePublic.model_validate(zone, from_attributes=True) for zone in zones.list_zones(session)]
 
 
-def _json_body(body: bytes) -> Any:
-    if not body:
-        raise InvalidRequest([Violation("body", "is empty; send a JSON object")])
-    try:
-        return json.loads(body)
-    except (ValueError, RecursionError) as exc:
-        raise InvalidRequest([Violation("body", f"is not valid JSON: {exc}")]) from None
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The body, refused with 413 as soon as it is known to pass ``limit`` bytes."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"the body is {declared} bytes; the limit is {limit}")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise PayloadTooLarge(f"the body passes the limit of {limit} bytes")
+    return bytes(body)

@@ -46,6 +46,11 @@ def fields_of(body: dict[str, Any]) -> list[str]:
         ({"name": f"nul\x00.{ZONE}", "type": "A", "values": ["192.0.2.1"]}, ["name"]),
         ({"type": "A", "values": "192.0.2.1"}, ["name", "values"]),
         ({"name": f"ok.{ZONE}", "type": "A", "values": ["192.0.2.1"], "colour": "red"}, ["colour"]),
+        ({"name": f"ok.{ZONE}", "type": "A", "values": ["192.0.2.1"], "ttl": 10**30}, ["ttl"]),
+        ({"name": f"ok.{ZONE}", "type": "A", "values": ["192.0.2.1"], "ttl": 1.5}, ["ttl"]),
+        ({"name": "x" * 100_000, "type": "A", "values": ["192.0.2.1"]}, ["name"]),
+        ({"name": f"ok.{ZONE}", "type": "A", "values": [{"nested": ["deep"]}]}, ["values[0]"]),
+        ({"name": f"ok.{ZONE}", "type": "A", "values": ["192.0.2.1"] * 101}, ["values"]),
     ],
 )
 def test_bad_records_are_rejected_with_every_violation_named(
@@ -76,11 +81,56 @@ def test_a_rejected_request_is_tracked_and_changes_nothing(stack: httpx.Client) 
     assert stack.get("/api/v1/records").json()["items"] == before
 
 
-@pytest.mark.parametrize("content", [b"", b"{not json", b"[1, 2]", b'"a string"'])
-def test_a_body_that_is_not_a_record_object_is_a_422(stack: httpx.Client, content: bytes) -> None:
-    answer = stack.post("/api/v1/records", content=content, headers={"Content-Type": "application/json"})
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"",
+        b"{not json",
+        b"[1, 2]",
+        b'"a string"',
+        b'{"name": "ok.example.test", "type": "A", "values": ["192.0.2.1"], "ttl": NaN}',
+        b'{"name": "ok.example.test", "type": "A", "values": ["192.0.2.1"], "ttl": Infinity}',
+        b"\xff\xfe not utf-8",
+        b'{"a": ' * 100 + b"1" + b"}" * 100,
+        b"[" * 5000 + b"]" * 5000,
+    ],
+    ids=["empty", "not-json", "array", "string", "nan", "infinity", "not-utf8", "nested-100", "nested-5000"],
+)
+def test_a_body_that_is_not_a_record_object_is_a_422_and_is_tracked(stack: httpx.Client, content: bytes) -> None:
+    request_id = str(uuid.uuid4())
+    answer = stack.post(
+        "/api/v1/records", content=content, headers={"Content-Type": "application/json", "X-Request-ID": request_id}
+    )
 
     problem_of(answer, 422)
+    tracked = stack.get(f"/api/v1/requests/{request_id}").json()
+    assert tracked["status"] == "rejected"
+    assert [event["step"] for event in tracked["events"]] == ["received", "rejected"]
+
+
+def test_a_lone_surrogate_in_a_txt_value_is_a_422_naming_it(stack: httpx.Client) -> None:
+    content = b'{"name": "ok.example.test", "type": "TXT", "values": ["lone \\ud800 surrogate"]}'
+
+    answer = stack.post("/api/v1/records", content=content, headers={"Content-Type": "application/json"})
+
+    assert fields_of(problem_of(answer, 422)) == ["values[0]"]
+
+
+def test_a_body_over_the_size_limit_is_a_413(stack: httpx.Client) -> None:
+    huge = b'{"name": "' + b"a" * 1_100_000 + b'"}'
+
+    problem = problem_of(stack.post("/api/v1/records", content=huge), 413)
+
+    assert problem["code"] == "payload_too_large"
+
+
+def test_zone_ttls_beyond_32_bits_are_a_422(stack: httpx.Client) -> None:
+    answer = stack.post(
+        "/api/v1/zones",
+        json={"name": "big.test", "primary_host": "127.0.0.1", "tsig_key_name": "k", "max_ttl": 10**12},
+    )
+
+    assert fields_of(problem_of(answer, 422)) == ["max_ttl"]
 
 
 def test_an_existing_rrset_is_a_409_naming_it(stack: httpx.Client) -> None:

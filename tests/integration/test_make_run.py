@@ -4,6 +4,7 @@ and stopping it stops everything it started (the script behind `make run` is scr
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import uuid
@@ -17,6 +18,7 @@ from tests.conftest import (
     PG_HOST,
     PG_PORT,
     ROOT,
+    TEST_RUN_DIR,
     free_port,
     port_open,
     rabbitmq_connection,
@@ -28,20 +30,25 @@ from tests.integration.dns_helpers import served_at
 
 pytestmark = pytest.mark.integration
 
+RUN_DIR = TEST_RUN_DIR / "make-run"
+DATABASE = f"hostmaster_runsh_test_{os.getpid()}"
+
 
 @pytest.fixture
-def make_run(tmp_path: Path, database_url: str) -> Iterator[tuple[subprocess.Popen[bytes], dict[str, int], Path, str]]:
+def make_run(database_url: str) -> Iterator[tuple[subprocess.Popen[bytes], dict[str, int], Path, str]]:
     ports = {"api": free_port(), "bind": free_port()}
     queue = f"hostmaster_runsh_{uuid.uuid4().hex[:8]}"
     env = {key: value for key, value in os.environ.items() if not key.startswith("HOSTMASTER_")}
     env.update(
         API_PORT=str(ports["api"]),
         BIND_PORT=str(ports["bind"]),
-        DB_NAME="hostmaster_runsh_test",
-        RUN_DIR=str(tmp_path / "run"),
+        DB_NAME=DATABASE,
+        RUN_DIR=str(RUN_DIR),
         HOSTMASTER_QUEUE_NAME=queue,
     )
-    log = tmp_path / "make-run.log"
+    shutil.rmtree(RUN_DIR, ignore_errors=True)
+    RUN_DIR.mkdir(parents=True)
+    log = RUN_DIR / "make-run.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
             ["make", "--no-print-directory", "run"],
@@ -54,7 +61,7 @@ def make_run(tmp_path: Path, database_url: str) -> Iterator[tuple[subprocess.Pop
     yield process, ports, log, queue
     if process.poll() is None:
         os.killpg(process.pid, signal.SIGKILL)
-    subprocess.run(["bash", "scripts/bind.sh", "stop", str(tmp_path / "run" / "bind")], cwd=ROOT, check=False)
+    subprocess.run(["bash", "scripts/bind.sh", "stop", str(RUN_DIR / "bind")], cwd=ROOT, check=False)
     connection = rabbitmq_connection()
     channel = connection.channel()
     for suffix in ("", ".DQ", ".XQ"):
@@ -70,7 +77,7 @@ def make_run(tmp_path: Path, database_url: str) -> Iterator[tuple[subprocess.Pop
             "-U",
             "postgres",
             "-qc",
-            "DROP DATABASE IF EXISTS hostmaster_runsh_test WITH (FORCE)",
+            f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)',
         ],
         check=False,
         capture_output=True,
@@ -101,6 +108,8 @@ def test_make_run_serves_a_posted_record_and_stops_what_it_started(
     output = log.read_text()
     assert f"http://127.0.0.1:{ports['api']}/docs" in output
     assert "http://127.0.0.1:15672" in output
+    management = httpx.get("http://127.0.0.1:15672/api/overview", auth=("guest", "guest"), timeout=10)
+    assert management.status_code == 200, "the RabbitMQ management UI must answer"
 
     name = f"{unique_label('make-run')}.example.test"
     with httpx.Client(base_url=api, timeout=10) as client:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from db.models import Zone
+from db.models import MAX_TTL, Zone
 from db.schemas import RecordCreate
 from service.errors import InvalidRequest, Violation
-from service.validation import MAX_TTL, MAX_VALUES, DesiredRRset, validate_record, zone_for_owner
+from service.validation import MAX_VALUES, DesiredRRset, validate_record, zone_for_owner
 
 
 @pytest.fixture
