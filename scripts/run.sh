@@ -33,8 +33,8 @@ cleanup() {
   say "stopped"
 }
 trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+trap 'exit 0' INT  # stopping on request is not a failure
+trap 'exit 0' TERM
 
 ensure_bind
 ensure_uv
