@@ -23,9 +23,27 @@ def utcnow() -> datetime:
 
 
 class RRsetStatus(StrEnum):
+    pending = "pending"  # desired values not yet applied
+    deleting = "deleting"  # desired absent, not yet applied; the row goes once it is
+    active = "active"  # served as desired, proven by a query
+    error = "error"  # the last apply failed; the request says why
+
+
+class DriftPolicy(StrEnum):
+    fail = "fail"  # a change made on the server behind our back fails the request: drift_detected
+    override = "override"  # our desired state wins
+
+
+class ChangeAction(StrEnum):
+    create = "create"
+    update = "update"
+    delete = "delete"
+
+
+class ChangeStatus(StrEnum):
     pending = "pending"
-    active = "active"
-    error = "error"
+    succeeded = "succeeded"
+    failed = "failed"
 
 
 class RequestStatus(StrEnum):
@@ -73,6 +91,18 @@ class ZoneBase(SQLModel):
     min_ttl: int = Field(default=60, ge=0, le=MAX_TTL)
     max_ttl: int = Field(default=86400, ge=0, le=MAX_TTL)
     default_ttl: int = Field(default=3600, ge=0, le=MAX_TTL)
+    allow_wildcards: bool = Field(default=True, sa_column_kwargs={"server_default": sa.true()})
+    drift_policy: DriftPolicy = Field(
+        default=DriftPolicy.fail, sa_type=sa.String(16), sa_column_kwargs={"server_default": "fail"}
+    )
+    mass_change_share: float = Field(
+        default=0.3,
+        ge=0,
+        le=1,
+        sa_column_kwargs={"server_default": "0.3"},
+        description="A change set that deletes or rewrites more than this share of the zone's RRsets "
+        "(when it has at least 10) is refused unless forced.",
+    )
 
 
 class Zone(ZoneBase, table=True):
@@ -91,9 +121,11 @@ class RRset(SQLModel, table=True):
     owner: str = Field(max_length=255, index=True)
     rtype: str = Field(max_length=10)
     ttl: int
-    values: list[str] = Field(sa_type=JSONB)
+    values: list[str] = Field(sa_type=JSONB)  # empty: desired absent (status deleting)
     version: int = Field(default=1)
     status: str = Field(default=RRsetStatus.pending, max_length=16)
+    ptr: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
+    applied: dict[str, Any] | None = Field(default=None, sa_type=JSONB)  # {ttl, values} last proven served
     last_request_id: uuid.UUID | None = Field(default=None)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=sa.DateTime(timezone=True))
 
@@ -112,7 +144,6 @@ class Request(SQLModel, table=True):
     error_code: str | None = Field(default=None, max_length=64)
     error_detail: str | None = Field(default=None)
     zone_id: int | None = Field(default=None, foreign_key="zone.id")
-    rrset_id: int | None = Field(default=None, foreign_key="rrset.id")
     kafka_topic: str | None = Field(default=None, max_length=255)
     kafka_partition: int | None = Field(default=None)
     kafka_offset: int | None = Field(default=None, sa_type=sa.BigInteger)
@@ -131,3 +162,26 @@ class RequestEvent(SQLModel, table=True):
     step: str = Field(max_length=32)
     component: str = Field(max_length=16)
     detail: dict[str, Any] = Field(default_factory=dict, sa_type=JSONB)
+
+
+class RequestChange(SQLModel, table=True):
+    """One RRset a request changes: what it was, what it becomes, and how that went.
+
+    Owner and type are copied, not referenced: the RRset row of a delete is gone once applied.
+    """
+
+    __tablename__ = "request_change"
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=sa.BigInteger)
+    request_id: uuid.UUID = Field(foreign_key="request.id", index=True)
+    seq: int
+    zone_id: int = Field(foreign_key="zone.id")
+    owner: str = Field(max_length=255)
+    rtype: str = Field(max_length=10)
+    action: str = Field(max_length=16)
+    before: dict[str, Any] | None = Field(default=None, sa_type=JSONB)
+    after: dict[str, Any] | None = Field(default=None, sa_type=JSONB)
+    version: int
+    status: str = Field(default=ChangeStatus.pending, max_length=16)
+    error_code: str | None = Field(default=None, max_length=64)
+    error_detail: str | None = Field(default=None)

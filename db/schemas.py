@@ -4,32 +4,112 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import ConfigDict
 from sqlmodel import Field, SQLModel
 
-from db.models import ZoneBase
+from db.models import MAX_TTL, DriftPolicy, ZoneBase
+
+Operation = Literal["create", "upsert", "delete", "add", "remove"]
+
+_NAME = "Owner name, absolute (the trailing dot is optional)."
+_VALUES = (
+    'Values in presentation format (`10 mail.example.test.` for MX, `0 issue "ca.example"` for CAA). '
+    "A TXT value that does not start with a double quote is literal text, split into 255-octet strings."
+)
+_PTR = "For A and AAAA: keep a PTR record in the matching registered reverse zone."
 
 
-class RecordCreate(SQLModel):
-    """A request for one RRset: every value of one owner name and type."""
-
+class _Strict(SQLModel):
     model_config = ConfigDict(extra="forbid")  # type: ignore[assignment]
 
-    name: str = Field(
-        description="Owner name, absolute (the trailing dot is optional).",
-        schema_extra={"examples": ["www.example.test"]},
+
+class RecordCreate(_Strict):
+    """A request for one RRset: every value of one owner name and type."""
+
+    name: str = Field(description=_NAME, schema_extra={"examples": ["www.example.test"]})
+    type: str = Field(
+        description="Record type: A, AAAA, CAA, CNAME, MX, NS, PTR, SRV or TXT.", schema_extra={"examples": ["A"]}
     )
-    type: str = Field(description="Record type: A, AAAA, CNAME or TXT.", schema_extra={"examples": ["A"]})
-    values: list[str] = Field(
-        description="Values in presentation format. A TXT value that does not start with a double "
-        "quote is taken as literal text and split into 255-octet strings.",
-        schema_extra={"examples": [["192.0.2.10"]]},
-    )
+    values: list[str] = Field(description=_VALUES, schema_extra={"examples": [["192.0.2.10"]]})
     ttl: int | None = Field(
         default=None, description="Seconds; the zone's default when omitted.", schema_extra={"examples": [300]}
     )
+    ptr: bool = Field(default=False, description=_PTR)
+
+
+class RecordReplace(_Strict):
+    """The new content of one RRset (PUT): its values replace all earlier ones."""
+
+    values: list[str] = Field(description=_VALUES, schema_extra={"examples": [["192.0.2.11", "192.0.2.12"]]})
+    ttl: int | None = Field(default=None, description="Seconds; the current TTL (or the zone's default) when omitted.")
+    ptr: bool | None = Field(default=None, description=_PTR + " Omitted: as the RRset had it.")
+
+
+class ChangeIn(_Strict):
+    """One operation of a change set, on one RRset (owner name and type).
+
+    - `create`: the RRset must not exist yet; `values` required.
+    - `upsert`: the RRset holds exactly `values` afterwards, created if absent.
+    - `delete`: the RRset must exist; it is removed.
+    - `add`: `values` are added (the RRset is created if absent).
+    - `remove`: `values` are removed; the RRset goes when none is left.
+    """
+
+    op: Operation
+    name: str = Field(description=_NAME)
+    type: str
+    values: list[str] | None = Field(default=None, description=_VALUES)
+    ttl: int | None = Field(default=None)
+    ptr: bool | None = Field(default=None, description=_PTR + " Omitted: as the RRset had it.")
+
+
+class ChangeSetIn(_Strict):
+    changes: list[ChangeIn] = Field(description="Validated together, applied all or nothing in the desired state.")
+    dry_run: bool = Field(default=False, description="Return the plan and change nothing.")
+    force: bool = Field(default=False, description="Pass the mass-change guard of the zone.")
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "changes": [
+                        {"op": "upsert", "name": "www.example.test", "type": "A", "values": ["192.0.2.10"], "ttl": 300},
+                        {"op": "add", "name": "example.test", "type": "MX", "values": ["10 mail.example.test."]},
+                        {"op": "delete", "name": "old.example.test", "type": "CNAME"},
+                    ],
+                    "dry_run": True,
+                }
+            ]
+        },
+    )
+
+
+class RRsetContent(SQLModel):
+    ttl: int
+    values: list[str]
+
+
+class PlannedChange(SQLModel):
+    zone: str
+    name: str
+    type: str
+    action: Literal["create", "update", "delete"]
+    before: RRsetContent | None
+    after: RRsetContent | None
+
+
+class ChangePublic(PlannedChange):
+    status: str
+    error_code: str | None
+    error_detail: str | None
+
+
+class Plan(SQLModel):
+    dry_run: bool
+    changes: list[PlannedChange]
 
 
 class RecordPublic(SQLModel):
@@ -38,20 +118,23 @@ class RecordPublic(SQLModel):
     type: str
     ttl: int
     values: list[str]
+    ptr: bool
     version: int
     status: str
     last_request_id: uuid.UUID | None
     updated_at: datetime
 
 
-class RecordList(SQLModel):
+class RecordPage(SQLModel):
     items: list[RecordPublic]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page.")
 
 
 class RequestAccepted(SQLModel):
     request_id: uuid.UUID
     status: str
     status_url: str
+    changes: list[PlannedChange] = Field(default_factory=list)
 
 
 class RequestEventPublic(SQLModel):
@@ -73,6 +156,7 @@ class RequestPublic(SQLModel):
     error_detail: str | None
     created_at: datetime
     updated_at: datetime
+    changes: list[ChangePublic]
     events: list[RequestEventPublic]
 
 
@@ -80,6 +164,39 @@ class ZoneCreate(ZoneBase):
     model_config = ConfigDict(extra="forbid")  # type: ignore[assignment]
 
 
+class ZoneUpdate(_Strict):
+    """The zone's primary, key and policy; what is omitted stays as it is."""
+
+    primary_host: str | None = Field(default=None, max_length=255)
+    primary_port: int | None = Field(default=None, ge=1, le=65535)
+    tsig_key_name: str | None = Field(default=None, max_length=255)
+    tsig_algorithm: str | None = Field(default=None, max_length=32)
+    min_ttl: int | None = Field(default=None, ge=0, le=MAX_TTL)
+    max_ttl: int | None = Field(default=None, ge=0, le=MAX_TTL)
+    default_ttl: int | None = Field(default=None, ge=0, le=MAX_TTL)
+    allow_wildcards: bool | None = None
+    drift_policy: DriftPolicy | None = None
+    mass_change_share: float | None = Field(default=None, ge=0, le=1)
+
+
 class ZonePublic(ZoneBase):
     id: int
     created_at: datetime
+    rrsets: int = Field(default=0, description="RRsets Hostmaster manages in the zone.")
+
+
+class ViolationPublic(SQLModel):
+    field: str = Field(schema_extra={"examples": ["values[0]"]})
+    message: str = Field(schema_extra={"examples": ["'192.0.2.300' is not an IPv4 address in dotted-quad form"]})
+
+
+class Problem(SQLModel):
+    """An error, as RFC 9457 application/problem+json."""
+
+    type: str = Field(schema_extra={"examples": ["urn:hostmaster:problem:invalid"]})
+    title: str = Field(schema_extra={"examples": ["Unprocessable Entity"]})
+    status: int = Field(schema_extra={"examples": [422]})
+    detail: str = Field(schema_extra={"examples": ["the request is not valid: values[0]"]})
+    code: str = Field(description="Stable, machine-readable reason.", schema_extra={"examples": ["invalid"]})
+    request_id: uuid.UUID | None
+    violations: list[ViolationPublic] | None = Field(default=None, description="For 422: every bad field.")

@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from db.engine import make_engine
-from service.api import health, problems, routes
+from service.api import changesets, health, problems, records, zones
 from service.api.middleware import RequestIdMiddleware
 from service.dispatch import Dispatcher, make_broker
 from service.settings import Settings, get_settings
@@ -39,7 +39,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestIdMiddleware)
     problems.install(app)
     app.include_router(health.router)
-    app.include_router(routes.router)
+    app.include_router(records.router)
+    app.include_router(changesets.router)
+    app.include_router(zones.router)
     return app
 
 

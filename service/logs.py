@@ -56,6 +56,7 @@ def configure_logging(component: str, level: str | int = "INFO", stream: Any = N
         root.removeHandler(existing)
     root.addHandler(handler)
     root.setLevel(level)
+    logging.captureWarnings(True)  # a library's warning is a JSON line too
     # Their INFO lines are per-connection noise; warnings still come through.
     for noisy in ("pika", "kafka", "httpx", "uvicorn.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -14,6 +14,10 @@ import re
 MAX_NAME_LENGTH = 253
 MAX_LABEL_LENGTH = 63
 
+# Types whose owner names may have underscore labels: _acme-challenge TXT, _dmarc CNAME,
+# _sip._tcp SRV (RFC 8552). Other owners are host names.
+UNDERSCORE_OWNER_TYPES = frozenset({"TXT", "CNAME", "SRV"})
+
 _LDH_LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$")
 _UNDERSCORE_LABEL = re.compile(r"^_[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$")
 

@@ -1,64 +1,132 @@
-"""Accepting a record request: track it, validate it, store the desired RRset, queue it."""
+"""Accepting a write: track it, plan it, store the desired state, queue it.
+
+Every write — a v1 create, replace or delete, or a v2 change set — is a change set here.
+The request is committed as received before its body is even parsed; a rejected request
+ends as ``rejected`` with its reason and changes nothing else.
+"""
 
 from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy import Engine
-from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
+from sqlmodel import Session
 
-from db.models import Request, RequestStatus, RRset, RRsetStatus, Step, Zone
-from db.schemas import RecordCreate
-from service import tracker
+from db.models import Request, RequestStatus, Step
+from db.schemas import ChangeIn, ChangeSetIn, PlannedChange, RecordCreate, RecordReplace
+from service import changes, tracker, zones
 from service.dispatch import Dispatcher
-from service.errors import Conflict, DependencyUnavailable, InvalidRequest, RequestRejected
+from service.errors import DependencyUnavailable, InvalidRequest, RequestRejected, Violation
 from service.payloads import parse_json_body, unparsed
-from service.validation import DesiredRRset, validate_record, violations_from_pydantic
+from service.validation import violations_from_pydantic
 
 logger = logging.getLogger(__name__)
 
 COMPONENT = "api"
 
 
-def submit_record(
+@dataclass(frozen=True)
+class ChangeRequest:
+    """A write, parsed: its operations and where violations point in its body."""
+
+    changes: list[ChangeIn]
+    zone: str | None = None  # v2: the zone in the path
+    dry_run: bool = False
+    force: bool = False
+    single: bool = False  # v1: one RRset, 404 when missing and 409 when it exists
+    field_prefix: str = ""
+
+    def field_of(self, index: int) -> str:
+        return f"{self.field_prefix}[{index}]." if self.field_prefix else ""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    request: Request | None  # None for a dry run, which is not a request
+    changes: list[PlannedChange]
+
+
+Parser = Callable[[Any], ChangeRequest]
+
+
+def record_create(payload: Any) -> ChangeRequest:
+    record = _model(RecordCreate, payload)
+    change = ChangeIn(
+        op="create", name=record.name, type=record.type, values=record.values, ttl=record.ttl, ptr=record.ptr or None
+    )
+    return ChangeRequest([change], single=True)
+
+
+def record_replace(name: str, rtype: str) -> Parser:
+    def parse(payload: Any) -> ChangeRequest:
+        record = _model(RecordReplace, payload)
+        change = ChangeIn(op="upsert", name=name, type=rtype, values=record.values, ttl=record.ttl, ptr=record.ptr)
+        return ChangeRequest([change], single=True)
+
+    return parse
+
+
+def record_delete(name: str, rtype: str) -> Parser:
+    def parse(payload: Any) -> ChangeRequest:
+        return ChangeRequest([ChangeIn(op="delete", name=name, type=rtype)], single=True)
+
+    return parse
+
+
+def change_set(zone: str) -> Parser:
+    def parse(payload: Any) -> ChangeRequest:
+        body = _model(ChangeSetIn, payload)
+        return ChangeRequest(body.changes, zone=zone, dry_run=body.dry_run, force=body.force, field_prefix="changes")
+
+    return parse
+
+
+def submit(
     *,
     engine: Engine,
     dispatcher: Dispatcher,
     request_id: uuid.UUID,
-    body: bytes,
-    client: str | None = None,
-) -> Request:
-    """Create one RRset as asked by ``body`` (JSON) and queue it for the workers.
-
-    The request is committed as received before the body is even parsed; a rejected
-    request ends as ``rejected`` with its reason and changes nothing else.
-    """
+    body: bytes | None,
+    parser: Parser,
+    operation: str,
+    max_changes: int,
+    target: dict[str, str] | None = None,
+) -> Outcome:
+    """Plan the write ``body`` asks for and, unless it is a dry run, commit and queue it."""
     payload: Any = None
-    parse_error: InvalidRequest | None = None
+    early_error: RequestRejected | None = None
     try:
-        payload = parse_json_body(body)
-        stored_payload = payload if isinstance(payload, dict) else {"body": payload}
-    except InvalidRequest as exc:
-        parse_error, stored_payload = exc, unparsed(body)
-    tracker.open_request(
-        engine,
-        request_id=request_id,
-        operation="record.create",
-        payload=stored_payload,
-        component=COMPONENT,
-        client=client,
-    )
+        payload = parse_json_body(body) if body is not None else {}
+        asked = parser(payload)
+        if len(asked.changes) > max_changes:
+            raise InvalidRequest(
+                [Violation("changes", f"holds {len(asked.changes)} changes; the limit is {max_changes}")]
+            )
+        if not asked.changes:
+            raise InvalidRequest([Violation("changes", "must hold at least one change")])
+    except RequestRejected as exc:
+        early_error = exc
+    if early_error is None and asked.dry_run:
+        with Session(engine) as session:
+            return Outcome(None, [item.public() for item in _plan(session, asked)])
+
+    stored = _storable_payload(payload, body)
+    if target:
+        stored = {**stored, "target": target}
+    tracker.open_request(engine, request_id=request_id, operation=operation, payload=stored, component=COMPONENT)
     with Session(engine) as session:
         request = tracker.get_request(session, request_id)
         try:
-            if parse_error is not None:
-                raise parse_error
-            desired = _validate(session, payload)
-            rrset = _create_rrset(session, desired, request_id)
+            if early_error is not None:
+                raise early_error
+            items = _plan(session, asked)
+            planned = [item.public() for item in items]
+            changes.commit(session, request_id, items)
         except RequestRejected as exc:
             session.rollback()
             _reject(session, request_id, exc)
@@ -67,15 +135,36 @@ def submit_record(
             session.rollback()
             _fail_unexpectedly(engine, request_id)
             raise
-        tracker.add_event(session, request_id, Step.validated, COMPONENT, zone=desired.zone.name)
-        request.zone_id = desired.zone.id
-        request.rrset_id = rrset.id
-        tracker.set_status(session, request, RequestStatus.queued)
-        tracker.add_event(
-            session, request_id, Step.queued, COMPONENT, owner=rrset.owner, type=rrset.rtype, version=rrset.version
-        )
+        zone_ids = {item.zone.id for item in items}
+        request.zone_id = zone_ids.pop() if len(zone_ids) == 1 else None
+        tracker.add_event(session, request_id, Step.validated, COMPONENT, changes=len(items))
+        if not items:
+            tracker.set_status(session, request, RequestStatus.succeeded)
+            tracker.add_event(session, request_id, Step.succeeded, COMPONENT, reason="nothing to change")
+        else:
+            tracker.set_status(session, request, RequestStatus.queued)
+            tracker.add_event(session, request_id, Step.queued, COMPONENT, changes=len(items))
         session.commit()
         session.refresh(request)
+    if items:
+        _enqueue(engine, dispatcher, request_id)
+    return Outcome(request, planned)
+
+
+def _storable_payload(payload: Any, body: bytes | None) -> dict[str, Any]:
+    if payload is None:  # the body is not JSON
+        return unparsed(body or b"")
+    return payload if isinstance(payload, dict) else {"body": payload}
+
+
+def _plan(session: Session, asked: ChangeRequest) -> list[changes.PlanItem]:
+    scope = zones.get_zone(session, asked.zone) if asked.zone is not None else None
+    return changes.plan(
+        session, asked.changes, scope=scope, field_of=asked.field_of, force=asked.force, single=asked.single
+    )
+
+
+def _enqueue(engine: Engine, dispatcher: Dispatcher, request_id: uuid.UUID) -> None:
     try:
         dispatcher.enqueue_apply(request_id)
     except DependencyUnavailable as exc:
@@ -85,49 +174,13 @@ def submit_record(
         with Session(engine) as session:
             tracker.add_event(session, request_id, Step.enqueue_failed, COMPONENT, reason=exc.detail)
             session.commit()
-    return request
 
 
-def _validate(session: Session, payload: Any) -> DesiredRRset:
+def _model(model: type[Any], payload: Any) -> Any:
     try:
-        record = RecordCreate.model_validate(payload)
+        return model.model_validate(payload)
     except ValidationError as exc:
         raise InvalidRequest(violations_from_pydantic(exc)) from None
-    zones = session.exec(select(Zone)).all()
-    desired = validate_record(record, zones)
-    _check_conflicts(session, desired)
-    return desired
-
-
-def _check_conflicts(session: Session, desired: DesiredRRset) -> None:
-    at_owner = session.exec(select(RRset).where(RRset.owner == desired.owner)).all()
-    for existing in at_owner:
-        if existing.rtype == desired.rtype:
-            raise Conflict(f"the RRset {existing.owner} {existing.rtype} already exists", code="rrset_exists")
-        if "CNAME" in (existing.rtype, desired.rtype):
-            raise Conflict(
-                f"{desired.owner} already has a {existing.rtype} RRset; a CNAME cannot share its name "
-                "with other data (RFC 1034 §3.6.2)",
-                code="cname_conflict",
-            )
-
-
-def _create_rrset(session: Session, desired: DesiredRRset, request_id: uuid.UUID) -> RRset:
-    rrset = RRset(
-        zone_id=desired.zone.id or 0,
-        owner=desired.owner,
-        rtype=desired.rtype,
-        ttl=desired.ttl,
-        values=list(desired.values),
-        status=RRsetStatus.pending,
-        last_request_id=request_id,
-    )
-    session.add(rrset)
-    try:
-        session.flush()
-    except IntegrityError as exc:
-        raise Conflict(f"the RRset {desired.owner} {desired.rtype} already exists", code="rrset_exists") from exc
-    return rrset
 
 
 def _fail_unexpectedly(engine: Engine, request_id: uuid.UUID) -> None:

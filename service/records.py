@@ -1,34 +1,90 @@
-"""Reading the desired RRsets."""
+"""Reading the desired RRsets: one, or a filtered list a page at a time."""
 
 from __future__ import annotations
 
-from sqlmodel import Session, col, select
+import base64
+import binascii
+import json
 
-from db.models import RRset, Zone
-from db.schemas import RecordPublic
-from service.errors import InvalidRequest, Violation
+from sqlmodel import Session, col, select, tuple_
+
+from db.models import RRset, RRsetStatus, Zone
+from db.schemas import RecordPage, RecordPublic
+from service.errors import InvalidRequest, NotFound, Violation
 from service.names import BadName, normalize_name, shown
 
 
-def list_records(session: Session, *, zone: str | None = None, limit: int = 500) -> list[RecordPublic]:
+def get_record(session: Session, *, name: str, rtype: str) -> RecordPublic:
+    owner = _name("name", name, not_found=True)
+    statement = select(RRset, Zone).join(Zone, col(Zone.id) == col(RRset.zone_id))
+    found = session.exec(statement.where(RRset.owner == owner, RRset.rtype == rtype.upper())).first()
+    if found is None:
+        raise NotFound(f"the RRset {owner} {rtype.upper()} does not exist", code="rrset_not_found")
+    return _public(*found)
+
+
+def list_records(
+    session: Session,
+    *,
+    zone: str | None = None,
+    name: str | None = None,
+    rtype: str | None = None,
+    status: RRsetStatus | None = None,
+    cursor: str | None = None,
+    limit: int = 100,
+) -> RecordPage:
+    """RRsets ordered by owner and type; ``cursor`` continues after the last one of a page."""
     statement = select(RRset, Zone).join(Zone, col(Zone.id) == col(RRset.zone_id))
     if zone is not None:
-        try:
-            statement = statement.where(Zone.name == normalize_name(zone))
-        except BadName as exc:
-            raise InvalidRequest([Violation("zone", f"{shown(zone)} {exc}")]) from exc
-    statement = statement.order_by(col(RRset.owner), col(RRset.rtype)).limit(limit)
-    return [
-        RecordPublic(
-            zone=zone_row.name,
-            name=rrset.owner,
-            type=rrset.rtype,
-            ttl=rrset.ttl,
-            values=rrset.values,
-            version=rrset.version,
-            status=rrset.status,
-            last_request_id=rrset.last_request_id,
-            updated_at=rrset.updated_at,
-        )
-        for rrset, zone_row in session.exec(statement).all()
-    ]
+        statement = statement.where(Zone.name == _name("zone", zone))
+    if name is not None:
+        statement = statement.where(RRset.owner == _name("name", name))
+    if rtype is not None:
+        statement = statement.where(RRset.rtype == rtype.strip().upper())
+    if status is not None:
+        statement = statement.where(RRset.status == status)
+    if cursor is not None:
+        after_owner, after_type = _decode(cursor)
+        statement = statement.where(tuple_(col(RRset.owner), col(RRset.rtype)) > tuple_(after_owner, after_type))
+    rows = session.exec(statement.order_by(col(RRset.owner), col(RRset.rtype)).limit(limit + 1)).all()
+    items = [_public(rrset, zone_row) for rrset, zone_row in rows[:limit]]
+    next_cursor = _encode(items[-1].name, items[-1].type) if len(rows) > limit else None
+    return RecordPage(items=items, next_cursor=next_cursor)
+
+
+def _public(rrset: RRset, zone: Zone) -> RecordPublic:
+    return RecordPublic(
+        zone=zone.name,
+        name=rrset.owner,
+        type=rrset.rtype,
+        ttl=rrset.ttl,
+        values=rrset.values,
+        ptr=rrset.ptr,
+        version=rrset.version,
+        status=rrset.status,
+        last_request_id=rrset.last_request_id,
+        updated_at=rrset.updated_at,
+    )
+
+
+def _name(field: str, text: str, *, not_found: bool = False) -> str:
+    try:
+        return normalize_name(text, allow_underscore=True, allow_wildcard=True)
+    except BadName as exc:
+        if not_found:
+            raise NotFound(f"no RRset is named {shown(text)}", code="rrset_not_found") from exc
+        raise InvalidRequest([Violation(field, f"{shown(text)} {exc}")]) from exc
+
+
+def _encode(owner: str, rtype: str) -> str:
+    return base64.urlsafe_b64encode(json.dumps([owner, rtype]).encode()).decode().rstrip("=")
+
+
+def _decode(cursor: str) -> tuple[str, str]:
+    try:
+        owner, rtype = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        if isinstance(owner, str) and isinstance(rtype, str):
+            return owner, rtype
+    except (binascii.Error, ValueError, TypeError):
+        pass
+    raise InvalidRequest([Violation("cursor", "is not a cursor this API gave out; start again without one")])

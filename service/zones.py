@@ -7,10 +7,10 @@ import logging
 
 import dns.tsig
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, func, select
 
-from db.models import Zone
-from db.schemas import ZoneCreate
+from db.models import RequestChange, RRset, Zone
+from db.schemas import ZoneCreate, ZonePublic, ZoneUpdate
 from service.errors import Conflict, InvalidRequest, NotFound, Violation
 from service.names import BadName, normalize_name, shown
 
@@ -35,9 +35,9 @@ def register_zone(session: Session, zone_in: ZoneCreate, *, update_existing: boo
     if existing is not None:
         if not update_existing:
             raise Conflict(f"zone {zone.name} is already registered", code="zone_exists")
-        for field in ("primary_host", "primary_port", "tsig_key_name", "tsig_algorithm", "min_ttl", "max_ttl"):
-            setattr(existing, field, getattr(zone, field))
-        existing.default_ttl = zone.default_ttl
+        for field in ZoneCreate.model_fields:
+            if field != "name":
+                setattr(existing, field, getattr(zone, field))
         zone = existing
     session.add(zone)
     try:
@@ -85,7 +85,49 @@ def _validated(zone_in: ZoneCreate) -> Zone:
         min_ttl=zone_in.min_ttl,
         max_ttl=zone_in.max_ttl,
         default_ttl=zone_in.default_ttl,
+        allow_wildcards=zone_in.allow_wildcards,
+        drift_policy=zone_in.drift_policy,
+        mass_change_share=zone_in.mass_change_share,
     )
+
+
+def update_zone(session: Session, name: str, changes: ZoneUpdate) -> Zone:
+    """Change what ``changes`` sets; the result is validated like a new zone."""
+    zone = get_zone(session, name)
+    merged = ZoneCreate.model_validate(
+        {**zone.model_dump(include=set(ZoneCreate.model_fields)), **changes.model_dump(exclude_unset=True)}
+    )
+    checked = _validated(merged)
+    for field in changes.model_dump(exclude_unset=True):
+        setattr(zone, field, getattr(checked, field))
+    session.add(zone)
+    session.commit()
+    session.refresh(zone)
+    logger.info("zone %s updated: %s", zone.name, ", ".join(changes.model_dump(exclude_unset=True)))
+    return zone
+
+
+def delete_zone(session: Session, name: str) -> None:
+    """Unregister a zone; refused while Hostmaster still manages RRsets in it."""
+    zone = get_zone(session, name)
+    held = rrset_count(session, zone)
+    if held:
+        raise Conflict(f"zone {zone.name} still holds {held} RRsets; delete them first", code="zone_not_empty")
+    if session.exec(select(RequestChange).where(RequestChange.zone_id == zone.id).limit(1)).first() is not None:
+        raise Conflict(f"zone {zone.name} has a request history; it stays registered", code="zone_has_history")
+    session.delete(zone)
+    session.commit()
+    logger.info("zone %s unregistered", zone.name)
+
+
+def rrset_count(session: Session, zone: Zone) -> int:
+    statement = select(func.count()).select_from(RRset).where(RRset.zone_id == zone.id)
+    return int(session.exec(statement).one())
+
+
+def public(session: Session, zone: Zone) -> ZonePublic:
+    fields = {name: getattr(zone, name) for name in ZonePublic.model_fields if name != "rrsets"}
+    return ZonePublic.model_validate({**fields, "rrsets": rrset_count(session, zone)})
 
 
 def list_zones(session: Session) -> list[Zone]:

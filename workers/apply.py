@@ -1,7 +1,11 @@
-"""Applying one request: make the zone's primary serve the desired RRset, prove it, record it.
+"""Applying one request: make each zone's primary serve the desired RRsets, prove it, record it.
 
-The worker applies the *current* desired state of the RRset, not the request's delta,
-so a repeated or late message converges instead of undoing newer work.
+The worker applies the *current* desired state of each RRset the request changes, not the
+request's delta, so a repeated or late message converges instead of undoing newer work.
+The RRset rows stay locked while their zone is updated and verified, so two requests for
+the same RRset take turns. Each UPDATE carries prerequisites asserting what we last applied
+(unless the zone's drift policy is override): a change made on the server behind our back
+fails with drift_detected instead of being overwritten.
 """
 
 from __future__ import annotations
@@ -10,11 +14,23 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select, tuple_
 
-from db.models import Request, RequestStatus, RRset, RRsetStatus, Step, Zone, utcnow
+from db.models import (
+    ChangeStatus,
+    DriftPolicy,
+    Request,
+    RequestChange,
+    RequestStatus,
+    RRset,
+    RRsetStatus,
+    Step,
+    Zone,
+    utcnow,
+)
 from service import tracker
 from service.errors import PermanentDnsError, TransientDnsError
 from service.secrets import SecretUnavailable, tsig_secret
@@ -32,6 +48,12 @@ class Attempt:
     final: bool  # no retry follows a transient failure of this attempt
 
 
+@dataclass(frozen=True)
+class Failure:
+    code: str
+    detail: str
+
+
 def apply_request(engine: Engine, settings: Settings, request_id: uuid.UUID, attempt: Attempt) -> None:
     """Run one attempt. Raises TransientDnsError when the attempt should be retried."""
     with Session(engine) as session:
@@ -39,57 +61,220 @@ def apply_request(engine: Engine, settings: Settings, request_id: uuid.UUID, att
         if RequestStatus(request.status).terminal:
             logger.info("request already %s; nothing to do", request.status)
             return
-        rrset = session.get(RRset, request.rrset_id)
-        zone = session.get(Zone, request.zone_id)
-        if rrset is None or zone is None:
-            _fail(session, request, "desired_state_missing", "the request's RRset or zone no longer exists")
-            return
         request.attempts = attempt.number
         tracker.set_status(session, request, RequestStatus.in_progress)
         tracker.add_event(session, request_id, Step.started, COMPONENT, attempt=attempt.number)
         session.commit()
-        target = (zone.name, rrset.owner, rrset.rtype, rrset.ttl, tuple(rrset.values), rrset.version)
-        server = rfc2136.Server(zone.primary_host, zone.primary_port, settings.dns_timeout_s)
-        key_name, key_algorithm = zone.tsig_key_name, zone.tsig_algorithm
+        zone_ids = sorted(set(session.exec(_pending(request_id).with_only_columns(col(RequestChange.zone_id))).all()))
 
-    zone_name, owner, rtype, ttl, values, version = target
     try:
-        key = rfc2136.TsigKey(key_name, key_algorithm, tsig_secret(settings, key_name).get_secret_value())
-        update = rfc2136.replace_rrset_update(zone_name, owner, rtype, ttl, values, key)
-        started = time.perf_counter()
-        rcode = rfc2136.send_update(update, server)
-        sent_ms = round((time.perf_counter() - started) * 1000, 1)
-        _event(engine, request_id, Step.dns_sent, server=f"{server.host}:{server.port}", rcode=rcode.name, ms=sent_ms)
-        served = rfc2136.served_rrset(owner, rtype, server)
-        if not rfc2136.matches(served, rtype, ttl, values):
-            shown = sorted(rdata.to_text() for rdata in served) if served is not None else []
-            raise PermanentDnsError(
-                f"the server answered NOERROR but serves {shown or 'nothing'} for {owner} {rtype}: it ignored "
-                "the update (BIND does so for a CNAME beside other data)",
-                code="not_applied",
-            )
-        _event(engine, request_id, Step.dns_verified, served=list(values), ttl=ttl)
-    except (PermanentDnsError, SecretUnavailable) as exc:
-        with Session(engine) as session:
-            request = tracker.get_request(session, request_id, for_update=True)
-            _mark_rrset(session, request.rrset_id, version, RRsetStatus.error)
-            _fail(session, request, exc.code, exc.detail)
-        return
+        for zone_id in zone_ids:
+            _apply_zone(engine, settings, request_id, zone_id)
     except TransientDnsError as exc:
         with Session(engine) as session:
             request = tracker.get_request(session, request_id, for_update=True)
-            if attempt.final:
-                _mark_rrset(session, request.rrset_id, version, RRsetStatus.error)
             _attempt_failed(session, request, attempt, exc.code, exc.detail)
         raise
+    _finish(engine, request_id, attempt)
 
+
+def _apply_zone(engine: Engine, settings: Settings, request_id: uuid.UUID, zone_id: int) -> None:
+    with Session(engine) as session:
+        zone = session.get(Zone, zone_id)
+        assert zone is not None
+        changes = list(session.exec(_pending(request_id).where(RequestChange.zone_id == zone_id)).all())
+        rows = _lock_rrsets(session, zone_id, [(change.owner, change.rtype) for change in changes])
+        server = rfc2136.Server(zone.primary_host, zone.primary_port, settings.dns_timeout_s)
+        wanted = [_wanted(change, rows.get((change.owner, change.rtype)), zone) for change in changes]
+
+        failures: dict[tuple[str, str], Failure] = {}
+        to_send = [item for item in wanted if not _already_applied(item, rows.get(item.key))]
+        if to_send:
+            try:
+                key = rfc2136.TsigKey(
+                    zone.tsig_key_name,
+                    zone.tsig_algorithm,
+                    tsig_secret(settings, zone.tsig_key_name).get_secret_value(),
+                )
+            except SecretUnavailable as exc:
+                failures = {item.key: Failure(exc.code, exc.detail) for item in to_send}
+            else:
+                failures = _send(zone, to_send, key, server, request_id, session)
+
+        served = rfc2136.served_rrsets([item.key for item in wanted if item.key not in failures], server)
+        verified = 0
+        for change, item in zip(changes, wanted, strict=True):
+            row = rows.get(item.key)
+            failure = failures.get(item.key)
+            if failure is None and not rfc2136.matches(served[item.key], item.rtype, item.ttl, item.values):
+                failure = _not_applied(item, served[item.key])
+            if failure is None:
+                verified += 1
+                _settle(session, change, row, item)
+            else:
+                _fail_change(session, change, row, failure)
+        tracker.add_event(
+            session,
+            request_id,
+            Step.dns_verified,
+            COMPONENT,
+            zone=zone.name,
+            verified=verified,
+            failed=len(changes) - verified,
+        )
+        session.commit()
+
+
+def _send(
+    zone: Zone,
+    changes: list[rfc2136.RRsetChange],
+    key: rfc2136.TsigKey,
+    server: rfc2136.Server,
+    request_id: uuid.UUID,
+    session: Session,
+) -> dict[tuple[str, str], Failure]:
+    """Send the changes in as few UPDATEs as fit; return the RRsets that could not be applied."""
+    failures: dict[tuple[str, str], Failure] = {}
+    messages = 0
+    started = time.perf_counter()
+    for batch in rfc2136.batches(changes):
+        try:
+            messages += 1
+            rfc2136.send_update(rfc2136.update_message(zone.name, batch, key), server)
+        except PermanentDnsError as exc:
+            if exc.code != "prerequisite_failed":
+                failures.update({item.key: Failure(exc.code, exc.detail) for item in batch})
+                continue
+            drifted = _find_drift(batch, server)
+            failures.update(drifted)
+            rest = [item for item in batch if item.key not in drifted]
+            if rest:
+                messages += 1
+                try:
+                    rfc2136.send_update(rfc2136.update_message(zone.name, rest, key), server)
+                except PermanentDnsError as again:
+                    failures.update({item.key: Failure(again.code, again.detail) for item in rest})
+    tracker.add_event(
+        session,
+        request_id,
+        Step.dns_sent,
+        COMPONENT,
+        zone=zone.name,
+        server=f"{server.host}:{server.port}",
+        messages=messages,
+        rrsets=len(changes),
+        ms=round((time.perf_counter() - started) * 1000, 1),
+    )
+    return failures
+
+
+def _find_drift(batch: list[rfc2136.RRsetChange], server: rfc2136.Server) -> dict[tuple[str, str], Failure]:
+    """Which RRsets of a batch whose prerequisites failed differ on the server from what we applied."""
+    served = rfc2136.served_rrsets([item.key for item in batch], server)
+    drifted = {}
+    for item in batch:
+        expected = item.expected or ()
+        found = served[item.key]
+        if not rfc2136.matches(found, item.rtype, found.ttl if found else 0, expected):
+            shown = sorted(rdata.to_text() for rdata in found) if found is not None else []
+            drifted[item.key] = Failure(
+                "drift_detected",
+                f"{item.owner} {item.rtype} was changed on the server outside Hostmaster: it serves "
+                f"{shown or 'nothing'} where Hostmaster last applied {list(expected) or 'nothing'}; "
+                "nothing was overwritten (set the zone's drift_policy to override to replace it)",
+            )
+    return drifted
+
+
+def _wanted(change: RequestChange, row: RRset | None, zone: Zone) -> rfc2136.RRsetChange:
+    """The current desired state of the change's RRset, with what we last applied as prerequisite."""
+    values = tuple(row.values) if row is not None else ()
+    ttl = row.ttl if row is not None else zone.default_ttl
+    applied: dict[str, Any] | None = row.applied if row is not None else None
+    expected = None
+    if zone.drift_policy == DriftPolicy.fail:
+        expected = tuple(applied["values"]) if applied else ()
+    return rfc2136.RRsetChange(change.owner, change.rtype, ttl, values, expected)
+
+
+def _already_applied(item: rfc2136.RRsetChange, row: RRset | None) -> bool:
+    if row is None:
+        return not item.values  # a delete already applied: the row is gone
+    applied = row.applied or {}
+    return row.status == RRsetStatus.active and applied == {"ttl": item.ttl, "values": list(item.values)}
+
+
+def _not_applied(item: rfc2136.RRsetChange, served: Any) -> Failure:
+    shown = sorted(rdata.to_text() for rdata in served) if served is not None else []
+    return Failure(
+        "not_applied",
+        f"the server answered NOERROR but serves {shown or 'nothing'} for {item.owner} {item.rtype}: it ignored "
+        "the update (BIND does so for a CNAME beside other data)",
+    )
+
+
+def _settle(session: Session, change: RequestChange, row: RRset | None, item: rfc2136.RRsetChange) -> None:
+    change.status = ChangeStatus.succeeded
+    session.add(change)
+    if row is None:
+        return
+    if item.values:
+        row.applied = {"ttl": item.ttl, "values": list(item.values)}
+        row.status = RRsetStatus.active
+        row.updated_at = utcnow()
+        session.add(row)
+    else:
+        session.delete(row)  # deleted and proven gone
+
+
+def _fail_change(session: Session, change: RequestChange, row: RRset | None, failure: Failure) -> None:
+    change.status = ChangeStatus.failed
+    change.error_code = failure.code
+    change.error_detail = failure.detail
+    session.add(change)
+    if row is not None:
+        row.status = RRsetStatus.error
+        row.updated_at = utcnow()
+        session.add(row)
+
+
+def _finish(engine: Engine, request_id: uuid.UUID, attempt: Attempt) -> None:
     with Session(engine) as session:
         request = tracker.get_request(session, request_id, for_update=True)
-        _mark_rrset(session, request.rrset_id, version, RRsetStatus.active)
-        tracker.set_status(session, request, RequestStatus.succeeded)
-        request.error_code = request.error_detail = None
-        tracker.add_event(session, request_id, Step.succeeded, COMPONENT, attempts=attempt.number)
-        session.commit()
+        changes = list(session.exec(select(RequestChange).where(RequestChange.request_id == request_id)).all())
+        failed = [change for change in changes if change.status == ChangeStatus.failed]
+        if not failed:
+            tracker.set_status(session, request, RequestStatus.succeeded)
+            request.error_code = request.error_detail = None
+            tracker.add_event(session, request_id, Step.succeeded, COMPONENT, attempts=attempt.number)
+            session.commit()
+            return
+        first = failed[0]
+        detail = first.error_detail or first.error_code or "failed"
+        if len(changes) > 1:
+            detail = f"{len(failed)} of {len(changes)} changes failed; first {first.owner} {first.rtype}: {detail}"
+        _fail(session, request, first.error_code or "failed", detail)
+
+
+def _pending(request_id: uuid.UUID) -> Any:
+    return (
+        select(RequestChange)
+        .where(RequestChange.request_id == request_id, RequestChange.status == ChangeStatus.pending)
+        .order_by(col(RequestChange.seq))
+    )
+
+
+def _lock_rrsets(session: Session, zone_id: int, keys: list[tuple[str, str]]) -> dict[tuple[str, str], RRset]:
+    """The RRset rows of ``keys``, locked (in id order, so two workers never deadlock)."""
+    if not keys:
+        return {}
+    statement = (
+        select(RRset)
+        .where(RRset.zone_id == zone_id, tuple_(col(RRset.owner), col(RRset.rtype)).in_(keys))
+        .order_by(col(RRset.id))
+        .with_for_update()
+    )
+    return {(row.owner, row.rtype): row for row in session.exec(statement).all()}
 
 
 def record_unexpected_failure(engine: Engine, request_id: uuid.UUID, attempt: Attempt, exc: BaseException) -> None:
@@ -105,8 +290,6 @@ def record_unexpected_failure(engine: Engine, request_id: uuid.UUID, attempt: At
             request = tracker.get_request(session, request_id, for_update=True)
             if RequestStatus(request.status).terminal:
                 return
-            if attempt.final:
-                _mark_rrset(session, request.rrset_id, None, RRsetStatus.error)
             _attempt_failed(session, request, attempt, "internal", reason)
     except Exception:
         logger.exception("could not record the failure of request %s in the tracker", request_id)
@@ -116,6 +299,13 @@ def _attempt_failed(session: Session, request: Request, attempt: Attempt, code: 
     """Record a failed attempt: retrying, or on the last attempt dead-lettered and failed."""
     if attempt.final:
         tracker.add_event(session, request.id, Step.dead_lettered, COMPONENT, code=code, reason=reason)
+        for change in session.exec(_pending(request.id)).all():
+            row = session.exec(
+                select(RRset).where(
+                    RRset.zone_id == change.zone_id, RRset.owner == change.owner, RRset.rtype == change.rtype
+                )
+            ).first()
+            _fail_change(session, change, row, Failure("retries_exhausted", reason))
         _fail(session, request, "retries_exhausted", f"gave up after {attempt.number} attempts: {reason}")
         return
     tracker.set_status(session, request, RequestStatus.retrying, error_code=code, error_detail=reason)
@@ -132,22 +322,7 @@ def _attempt_failed(session: Session, request: Request, attempt: Attempt, code: 
     session.commit()
 
 
-def _event(engine: Engine, request_id: uuid.UUID, step: Step, **detail: object) -> None:
-    with Session(engine) as session:
-        tracker.add_event(session, request_id, step, COMPONENT, **detail)
-        session.commit()
-
-
 def _fail(session: Session, request: Request, code: str, detail: str) -> None:
     tracker.set_status(session, request, RequestStatus.failed, error_code=code, error_detail=detail)
     tracker.add_event(session, request.id, Step.failed, COMPONENT, code=code, reason=detail)
     session.commit()
-
-
-def _mark_rrset(session: Session, rrset_id: int | None, version: int | None, status: RRsetStatus) -> None:
-    """Set the RRset's status, unless a newer version than ``version`` was asked for meanwhile."""
-    rrset = session.exec(select(RRset).where(RRset.id == rrset_id).with_for_update()).first()
-    if rrset is not None and version in (None, rrset.version):
-        rrset.status = status
-        rrset.updated_at = utcnow()
-        session.add(rrset)

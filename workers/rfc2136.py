@@ -21,6 +21,7 @@ import dns.query
 import dns.rcode
 import dns.rdata
 import dns.rdataclass
+import dns.rdataset
 import dns.rdatatype
 import dns.rrset
 import dns.tsig
@@ -68,25 +69,86 @@ _PERMANENT_RCODES = {
 }
 
 
-def replace_rrset_update(
-    zone: str, owner: str, rtype: str, ttl: int, values: Sequence[str], key: TsigKey
-) -> dns.update.UpdateMessage:
-    """An UPDATE that makes ``owner``/``rtype`` hold exactly ``values`` (delete the RRset, then add)."""
+# An UPDATE over TCP may be 65,535 octets; stay well below, TSIG and all.
+MAX_UPDATE_OCTETS = 48_000
+MAX_RRSETS_PER_UPDATE = 1_000
+
+
+@dataclass(frozen=True)
+class RRsetChange:
+    """One RRset in an UPDATE: what it holds afterwards, and what it must hold before.
+
+    ``values`` empty: the RRset goes. ``expected``: an RFC 2136 prerequisite that the
+    server holds exactly these values (empty: that it holds none); None: no prerequisite.
+    """
+
+    owner: str
+    rtype: str
+    ttl: int
+    values: tuple[str, ...]
+    expected: tuple[str, ...] | None = None
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.owner, self.rtype)
+
+
+def update_message(zone: str, changes: Sequence[RRsetChange], key: TsigKey) -> dns.update.UpdateMessage:
+    """One signed UPDATE: for each RRset its prerequisite, then delete it and add its values."""
     update = dns.update.UpdateMessage(
         zone,
         keyring=_keyring(key),
         keyname=dns.name.from_text(key.name),
         keyalgorithm=TSIG_ALGORITHMS.get(key.algorithm.lower(), key.algorithm),
     )
-    name = dns.name.from_text(owner)
-    rdtype = dns.rdatatype.from_text(rtype)
-    update.delete(name, rdtype)
-    if values:
-        rrset = dns.rrset.RRset(name, dns.rdataclass.IN, rdtype)
-        for value in values:
-            rrset.add(to_rdata(rtype, value), ttl)
-        update.add(name, rrset)
+    for change in changes:
+        name = dns.name.from_text(change.owner)
+        rdtype = dns.rdatatype.from_text(change.rtype)
+        if change.expected is not None:
+            if change.expected:
+                rdatas = [to_rdata(change.rtype, value) for value in change.expected]
+                update.present(name, dns.rdataset.from_rdata_list(0, rdatas))
+            else:
+                update.absent(name, rdtype)
+        update.delete(name, rdtype)
+        if change.values:
+            rrset = dns.rrset.RRset(name, dns.rdataclass.IN, rdtype)
+            for value in change.values:
+                rrset.add(to_rdata(change.rtype, value), change.ttl)
+            update.add(name, rrset)
     return update
+
+
+def replace_rrset_update(
+    zone: str, owner: str, rtype: str, ttl: int, values: Sequence[str], key: TsigKey
+) -> dns.update.UpdateMessage:
+    """An UPDATE that makes ``owner``/``rtype`` hold exactly ``values`` (delete the RRset, then add)."""
+    return update_message(zone, [RRsetChange(owner, rtype, ttl, tuple(values))], key)
+
+
+def batches(changes: Sequence[RRsetChange]) -> list[list[RRsetChange]]:
+    """As few UPDATEs as fit the message size: consecutive changes, each batch under the limit."""
+    result: list[list[RRsetChange]] = []
+    current: list[RRsetChange] = []
+    size = 0
+    for change in changes:
+        octets = _estimate_octets(change)
+        if current and (size + octets > MAX_UPDATE_OCTETS or len(current) >= MAX_RRSETS_PER_UPDATE):
+            result.append(current)
+            current, size = [], 0
+        current.append(change)
+        size += octets
+    if current:
+        result.append(current)
+    return result
+
+
+def _estimate_octets(change: RRsetChange) -> int:
+    """An upper bound of the octets a change takes in an UPDATE (names uncompressed)."""
+    name = len(change.owner) + 2
+    values = [*change.values, *(change.expected or ())]
+    rdata = sum(len(to_rdata(change.rtype, value).to_wire() or b"") for value in values)
+    return name * (2 + len(values)) + 10 * (2 + len(values)) + rdata
 
 
 def send_update(update: dns.update.UpdateMessage, server: Server) -> dns.rcode.Rcode:
@@ -137,21 +199,37 @@ def check_rcode(rcode: dns.rcode.Rcode) -> dns.rcode.Rcode:
 
 def served_rrset(owner: str, rtype: str, server: Server) -> dns.rrset.RRset | None:
     """What the server serves for ``owner``/``rtype`` (asked over TCP), or None when nothing."""
-    query = dns.message.make_query(owner, rtype)
-    query.flags &= ~dns.flags.RD
+    return served_rrsets([(owner, rtype)], server)[(owner, rtype)]
+
+
+def served_rrsets(keys: Sequence[tuple[str, str]], server: Server) -> dict[tuple[str, str], dns.rrset.RRset | None]:
+    """What the server serves for each (owner, type), asked over one TCP connection."""
+    served: dict[tuple[str, str], dns.rrset.RRset | None] = {}
+    address = _address(server)
     try:
-        response = dns.query.tcp(query, _address(server), port=server.port, timeout=server.timeout_s)
+        with socket.create_connection((address, server.port), timeout=server.timeout_s) as sock:
+            sock.setblocking(False)
+            for owner, rtype in keys:
+                served[(owner, rtype)] = _ask(sock, owner, rtype, address, server)
     except dns.exception.Timeout as exc:
         raise TransientDnsError(
             f"verification query timed out after {server.timeout_s:g} s", code="dns_timeout"
         ) from exc
     except (OSError, EOFError, dns.exception.DNSException) as exc:
         raise TransientDnsError(f"verification query failed: {exc.__class__.__name__}", code="dns_unreachable") from exc
+    return served
+
+
+def _ask(sock: socket.socket, owner: str, rtype: str, address: str, server: Server) -> dns.rrset.RRset | None:
+    query = dns.message.make_query(owner, rtype)
+    query.flags &= ~dns.flags.RD
+    response = dns.query.tcp(query, address, port=server.port, timeout=server.timeout_s, sock=sock)
     if response.rcode() not in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
         raise TransientDnsError(f"verification query answered {dns.rcode.to_text(response.rcode())}", code="servfail")
     name = dns.name.from_text(owner)
+    rdtype = dns.rdatatype.from_text(rtype)
     for answer in response.answer:
-        if answer.name == name and answer.rdtype == dns.rdatatype.from_text(rtype):
+        if answer.name == name and answer.rdtype == rdtype:
             return answer
     return None
 

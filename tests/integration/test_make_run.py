@@ -105,6 +105,7 @@ def test_make_run_serves_a_posted_record_and_stops_what_it_started(
             return False
 
     wait_until(api_up, timeout=180, what="make run to serve the API", interval=0.5)
+    wait_until(lambda: "Hostmaster is running" in log.read_text(), timeout=10, what="the banner of make run")
     output = log.read_text()
     assert f"http://127.0.0.1:{ports['api']}/docs" in output
     assert "http://127.0.0.1:15672" in output

@@ -69,6 +69,7 @@ def test_an_a_record_is_served_by_bind_and_the_tracker_shows_each_step(stack: ht
             "type": "A",
             "ttl": 300,
             "values": ["192.0.2.10"],
+            "ptr": False,
             "version": 1,
             "status": "active",
             "last_request_id": request_id,

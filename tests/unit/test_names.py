@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from service.names import MAX_LABEL_LENGTH, MAX_NAME_LENGTH, BadName, is_within, normalize_name
+from service.names import (
+    MAX_LABEL_LENGTH,
+    MAX_NAME_LENGTH,
+    UNDERSCORE_OWNER_TYPES,
+    BadName,
+    is_within,
+    normalize_name,
+)
 
 # 63 + 1 + 63 + 1 + 63 + 1 + 61 = 253 characters without the trailing dot.
 LONGEST_NAME = ".".join(["a" * 63, "b" * 63, "c" * 63, "d" * 61])
@@ -180,3 +187,12 @@ def test_bad_name_is_a_value_error() -> None:
 )
 def test_is_within_is_true_for_the_zone_itself_and_names_below_it_only(name: str, zone: str, inside: bool) -> None:
     assert is_within(name, zone) is inside
+
+
+def test_underscore_owner_names_are_for_txt_cname_and_srv() -> None:
+    assert frozenset({"TXT", "CNAME", "SRV"}) == UNDERSCORE_OWNER_TYPES
+    for rtype in UNDERSCORE_OWNER_TYPES:
+        owner = normalize_name("_sip._tcp.example.test", allow_underscore=rtype in UNDERSCORE_OWNER_TYPES)
+        assert owner == "_sip._tcp.example.test."
+    with pytest.raises(BadName, match="underscore labels are not allowed"):
+        normalize_name("_sip._tcp.example.test", allow_underscore="MX" in UNDERSCORE_OWNER_TYPES)

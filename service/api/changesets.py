@@ -1,0 +1,48 @@
+"""API v2: change sets, validated together and applied all or nothing."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Request, Response
+from fastapi.responses import JSONResponse
+
+from db.schemas import ChangeSetIn, Plan, RequestAccepted
+from service import provisioning
+from service.api.common import accepted, json_body, problems, submit
+from service.api.deps import DispatcherDep, SettingsDep
+
+router = APIRouter(prefix="/api/v2", tags=["change sets (v2)"])
+
+
+@router.post(
+    "/zones/{zone}/changes",
+    status_code=202,
+    response_model=RequestAccepted,
+    openapi_extra=json_body(ChangeSetIn),
+    responses={
+        200: {"model": Plan, "description": "The plan of a dry run; nothing changed."},
+        **problems(404, 409, 413, 422, 503),
+    },
+    summary="Apply a change set to a zone, or plan it (dry_run)",
+)
+async def post_changes(
+    zone: Annotated[str, Path(max_length=255, description="The zone every change belongs to.")],
+    request: Request,
+    response: Response,
+    dispatcher: DispatcherDep,
+    settings: SettingsDep,
+) -> RequestAccepted | JSONResponse:
+    outcome = await submit(
+        request,
+        response,
+        dispatcher=dispatcher,
+        settings=settings,
+        parser=provisioning.change_set(zone),
+        operation="changeset",
+        target={"zone": zone},
+    )
+    if outcome.request is None:
+        plan = Plan(dry_run=True, changes=outcome.changes)
+        return JSONResponse(plan.model_dump(mode="json"), status_code=200)
+    return accepted(request, outcome)

@@ -1,0 +1,90 @@
+"""What the routes share: error shapes for the OpenAPI document, reading a body, a 202 answer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import Request, Response
+from fastapi.concurrency import run_in_threadpool
+
+from db.schemas import Problem, RequestAccepted
+from service import provisioning
+from service.dispatch import Dispatcher
+from service.errors import PayloadTooLarge
+from service.settings import Settings
+
+_WHY = {
+    400: "The request cannot be read.",
+    404: "Not found.",
+    409: "Conflicts with the desired state; `detail` names what it conflicts with.",
+    413: "The body passes the size limit.",
+    422: "Not valid; `violations` lists every bad field.",
+    503: "A dependency cannot be reached; try again after Retry-After seconds.",
+}
+
+
+def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    return {status: {"model": Problem, "description": _WHY[status]} for status in statuses}
+
+
+def json_body(model: type[Any]) -> dict[str, Any]:
+    """An OpenAPI request body for a route that reads its body itself (to track it first)."""
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": model.model_json_schema()}}}}
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The body, refused with 413 as soon as it is known to pass ``limit`` bytes."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"the body is {declared} bytes; the limit is {limit}")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise PayloadTooLarge(f"the body passes the limit of {limit} bytes")
+    return bytes(body)
+
+
+async def submit(
+    request: Request,
+    response: Response,
+    *,
+    dispatcher: Dispatcher,
+    settings: Settings,
+    parser: provisioning.Parser,
+    operation: str,
+    target: dict[str, str] | None = None,
+    with_body: bool = True,
+) -> provisioning.Outcome:
+    body = await read_body(request, settings.max_body_bytes) if with_body else None
+    engine = request.app.state.engine
+    outcome = await run_in_threadpool(
+        lambda: provisioning.submit(
+            engine=engine,
+            dispatcher=dispatcher,
+            request_id=request.state.request_id,
+            body=body,
+            parser=parser,
+            operation=operation,
+            max_changes=settings.max_changes,
+            target=target,
+        )
+    )
+    if outcome.request is not None:
+        response.headers["Location"] = status_url(request, outcome)
+    return outcome
+
+
+def status_url(request: Request, outcome: provisioning.Outcome) -> str:
+    assert outcome.request is not None
+    return str(request.url_for("get_request", request_id=str(outcome.request.id)))
+
+
+def accepted(request: Request, outcome: provisioning.Outcome) -> RequestAccepted:
+    assert outcome.request is not None
+    return RequestAccepted(
+        request_id=outcome.request.id,
+        status=outcome.request.status,
+        status_url=status_url(request, outcome),
+        changes=outcome.changes,
+    )

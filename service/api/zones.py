@@ -1,0 +1,55 @@
+"""The zone registry (admin): the zones Hostmaster may change, their primaries and policy."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Response, status
+
+from db.schemas import ZoneCreate, ZonePublic, ZoneUpdate
+from service import zones
+from service.api.common import problems
+from service.api.deps import SessionDep
+
+router = APIRouter(prefix="/api/v1/zones", tags=["zones (admin)"])
+
+ZonePath = Annotated[str, Path(max_length=255, description="Zone name, e.g. example.test")]
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=ZonePublic,
+    responses=problems(409, 422),
+    summary="Register a zone",
+)
+def create_zone(zone_in: ZoneCreate, session: SessionDep) -> ZonePublic:
+    return zones.public(session, zones.register_zone(session, zone_in))
+
+
+@router.get("", response_model=list[ZonePublic], summary="Registered zones")
+def list_zones(session: SessionDep) -> list[ZonePublic]:
+    return [zones.public(session, zone) for zone in zones.list_zones(session)]
+
+
+@router.get("/{zone}", response_model=ZonePublic, responses=problems(404), summary="One zone")
+def get_zone(zone: ZonePath, session: SessionDep) -> ZonePublic:
+    return zones.public(session, zones.get_zone(session, zone))
+
+
+@router.patch(
+    "/{zone}", response_model=ZonePublic, responses=problems(404, 422), summary="Change a zone's primary, key or policy"
+)
+def update_zone(zone: ZonePath, changes: ZoneUpdate, session: SessionDep) -> ZonePublic:
+    return zones.public(session, zones.update_zone(session, zone, changes))
+
+
+@router.delete(
+    "/{zone}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problems(404, 409),
+    summary="Unregister a zone that holds no records",
+)
+def delete_zone(zone: ZonePath, session: SessionDep) -> Response:
+    zones.delete_zone(session, zone)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

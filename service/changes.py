@@ -1,0 +1,352 @@
+"""Change sets: every write is a list of operations on RRsets, planned then committed.
+
+``plan`` parses the operations, plays them on a working copy of the desired state,
+adds the automatic PTR changes, checks the result against the rules (service.rules) and
+the zone's mass-change guard, and returns what would change. ``commit`` writes that plan
+in the caller's transaction. A v1 call is a change set of one operation.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from db.models import MAX_TTL, ChangeAction, RequestChange, RRset, RRsetStatus, Zone, utcnow
+from db.schemas import ChangeIn, PlannedChange
+from service import ptr, rules
+from service.desired import Content, DesiredState, Key
+from service.errors import Conflict, InvalidRequest, NotFound, Violation
+from service.names import UNDERSCORE_OWNER_TYPES, BadName, normalize_name, shown
+from service.rdata import SUPPORTED_TYPES, BadValue, normalize_value
+from service.validation import zone_for_owner
+
+MAX_VALUES = 100
+MIN_RRSETS_FOR_GUARD = 10
+
+
+@dataclass(frozen=True)
+class Operation:
+    field: str  # where the operation sits in the body, for violations: "changes[3]." or ""
+    op: str
+    zone: Zone
+    owner: str
+    rtype: str
+    ttl: int | None
+    values: tuple[str, ...]
+    ptr: bool | None
+
+
+@dataclass
+class PlanItem:
+    zone: Zone
+    owner: str
+    rtype: str
+    action: ChangeAction
+    before: Content | None
+    after: Content | None
+    ptr: bool
+    row: RRset | None
+
+    def public(self) -> PlannedChange:
+        return PlannedChange(
+            zone=self.zone.name,
+            name=self.owner,
+            type=self.rtype,
+            action=self.action.value,
+            before=self.before.public() if self.before else None,
+            after=self.after.public() if self.after else None,
+        )
+
+
+def plan(
+    session: Session,
+    changes: Sequence[ChangeIn],
+    *,
+    scope: Zone | None,
+    field_of: Callable[[int], str],
+    force: bool,
+    single: bool = False,
+) -> list[PlanItem]:
+    """What ``changes`` would do, or InvalidRequest/Conflict/NotFound saying why not.
+
+    ``scope``: the zone of a v2 change set (every owner must be in it); ``single``: a v1
+    call, where a missing RRset is a 404 and an existing one a 409.
+    """
+    zones = list(session.exec(select(Zone)).all())
+    operations = parse(changes, zones, scope, field_of)
+    touched_zones = {op.zone.id: op.zone for op in operations}
+    if any(op.rtype in ("A", "AAAA") for op in operations):
+        touched_zones.update({zone.id: zone for zone in ptr.reverse_zones(zones)})
+    state = DesiredState.load(session, touched_zones.values())
+    return plan_operations(operations, state, field_of=field_of, force=force, single=single)
+
+
+def plan_operations(
+    operations: Sequence[Operation],
+    state: DesiredState,
+    *,
+    field_of: Callable[[int], str],
+    force: bool,
+    single: bool = False,
+) -> list[PlanItem]:
+    """The plan of parsed operations on a loaded desired state (no database here)."""
+    zones = list(state.zones.values())
+    violations: list[Violation] = []
+    order: list[Key] = []
+    ptr_wanted: dict[Key, bool] = {}
+    for operation in operations:
+        key = (operation.owner, operation.rtype)
+        if key not in order:
+            order.append(key)
+        _play(operation, key, state, violations, single=single)
+        row = state.stored.get(key)
+        ptr_wanted[key] = operation.ptr if operation.ptr is not None else bool(row and row.ptr)
+    if violations:
+        raise InvalidRequest(violations)
+
+    for key in ptr.play(state, zones, order, ptr_wanted):
+        if key not in order:
+            order.append(key)
+    rules.check(state, order, field_of=lambda key: _field_for(key, operations, field_of))
+
+    items = _items(state, order, ptr_wanted)
+    _guard(state, items, force=force)
+    return items
+
+
+def parse(
+    changes: Sequence[ChangeIn], zones: Sequence[Zone], scope: Zone | None, field_of: Callable[[int], str]
+) -> list[Operation]:
+    violations: list[Violation] = []
+    operations = []
+    for index, change in enumerate(changes):
+        prefix = field_of(index)
+        operation = _parse_one(change, prefix, zones, scope, violations)
+        if operation is not None:
+            operations.append(operation)
+    if violations:
+        raise InvalidRequest(violations)
+    return operations
+
+
+def _parse_one(
+    change: ChangeIn, prefix: str, zones: Sequence[Zone], scope: Zone | None, violations: list[Violation]
+) -> Operation | None:
+    found: list[Violation] = []
+    rtype = change.type.strip().upper()
+    if rtype not in SUPPORTED_TYPES:
+        found.append(
+            Violation(
+                f"{prefix}type", f"{shown(change.type)} is not supported; use one of {', '.join(SUPPORTED_TYPES)}"
+            )
+        )
+    owner = None
+    try:
+        owner = normalize_name(change.name, allow_underscore=rtype in UNDERSCORE_OWNER_TYPES, allow_wildcard=True)
+    except BadName as exc:
+        found.append(Violation(f"{prefix}name", f"{shown(change.name)} {exc}"))
+
+    values: list[str] = []
+    if change.op == "delete":
+        if change.values:
+            found.append(Violation(f"{prefix}values", "a delete takes no values; use remove to take some away"))
+    elif not change.values:
+        found.append(Violation(f"{prefix}values", f"must hold at least one value for {change.op}"))
+    elif len(change.values) > MAX_VALUES:
+        found.append(Violation(f"{prefix}values", f"holds {len(change.values)} values; the limit is {MAX_VALUES}"))
+    elif rtype in SUPPORTED_TYPES:
+        for index, raw in enumerate(change.values):
+            try:
+                value = normalize_value(rtype, raw)
+            except BadValue as exc:
+                found.append(Violation(f"{prefix}values[{index}]", str(exc)))
+                continue
+            if value in values:
+                found.append(
+                    Violation(f"{prefix}values[{index}]", f"repeats {shown(value)}; an RRset holds each value once")
+                )
+                continue
+            values.append(value)
+    if change.ttl is not None and not 0 <= change.ttl <= MAX_TTL:
+        found.append(Violation(f"{prefix}ttl", f"must be between 0 and {MAX_TTL} seconds"))
+    if change.ptr and rtype not in ("A", "AAAA"):
+        found.append(Violation(f"{prefix}ptr", "automatic PTR records exist for A and AAAA only"))
+
+    zone = None
+    if owner is not None:
+        zone = zone_for_owner(owner, zones)
+        if zone is None:
+            found.append(Violation(f"{prefix}name", f"{owner} is not inside any zone registered with Hostmaster"))
+        elif scope is not None and zone.id != scope.id:
+            where = (
+                f"belongs to the registered zone {zone.name}"
+                if zone.name.endswith("." + scope.name)
+                else f"is not in zone {scope.name}"
+            )
+            found.append(Violation(f"{prefix}name", f"{owner} {where}"))
+    violations.extend(found)
+    if found or zone is None or owner is None:
+        return None
+    return Operation(prefix, change.op, zone, owner, rtype, change.ttl, tuple(values), change.ptr)
+
+
+def _play(operation: Operation, key: Key, state: DesiredState, violations: list[Violation], *, single: bool) -> None:
+    """Apply one operation to the working copy."""
+    current = state.get(key)
+    name = f"{operation.owner} {operation.rtype}"
+    ttl = operation.ttl if operation.ttl is not None else (current.ttl if current else operation.zone.default_ttl)
+    if operation.op == "create":
+        if current is not None:
+            if single or state.is_untouched_stored(key):
+                raise Conflict(f"the RRset {name} already exists", code="rrset_exists")
+            violations.append(Violation(f"{operation.field}name", f"{name} is created twice in this change set"))
+            return
+        state.set(key, Content.of(ttl, operation.values))
+    elif operation.op == "upsert":
+        state.set(key, Content.of(ttl, operation.values))
+    elif operation.op == "add":
+        state.set(key, Content.of(ttl, (current.values if current else ()) + operation.values))
+    elif current is None and operation.op == "delete" and state.is_failed_deletion(key):
+        state.set(key, None)  # the earlier delete failed: try it again
+    elif current is None:  # delete, remove
+        if single:
+            raise NotFound(f"the RRset {name} does not exist", code="rrset_not_found")
+        violations.append(Violation(f"{operation.field}name", f"the RRset {name} does not exist"))
+    elif operation.op == "delete":
+        state.set(key, None)
+    else:  # remove
+        missing = [value for value in operation.values if value not in current.values]
+        for value in missing:
+            violations.append(Violation(f"{operation.field}values", f"{shown(value)} is not a value of {name}"))
+        left = [value for value in current.values if value not in operation.values]
+        state.set(key, Content.of(ttl, left) if left else None)
+
+
+def _field_for(key: Key, operations: Sequence[Operation], field_of: Callable[[int], str]) -> str:
+    for operation in operations:
+        if (operation.owner, operation.rtype) == key:
+            return operation.field
+    return ""  # an automatic PTR: no field of its own
+
+
+def _items(state: DesiredState, order: Sequence[Key], ptr_wanted: dict[Key, bool]) -> list[PlanItem]:
+    items = []
+    for key in order:
+        row = state.stored.get(key)
+        before, after = state.stored_content(key), state.get(key)
+        wants_ptr = ptr_wanted.get(key, bool(row and row.ptr))
+        if before == after and not _to_redo(row, wants_ptr):
+            continue  # nothing to do: already served as asked
+        action = (
+            ChangeAction.create if before is None else ChangeAction.delete if after is None else ChangeAction.update
+        )
+        zone = state.zones.get(row.zone_id) if row else None
+        items.append(
+            PlanItem(
+                zone=zone or _zone_of(key, state),
+                owner=key[0],
+                rtype=key[1],
+                action=action,
+                before=before,
+                after=after,
+                ptr=wants_ptr and after is not None,
+                row=row,
+            )
+        )
+    return items
+
+
+def _to_redo(row: RRset | None, wants_ptr: bool) -> bool:
+    """An unchanged RRset is applied again when its last apply failed or its PTR wish changed."""
+    if row is None:
+        return False
+    return row.status == RRsetStatus.error or (bool(row.values) and wants_ptr != row.ptr)
+
+
+def _zone_of(key: Key, state: DesiredState) -> Zone:
+    zone = zone_for_owner(key[0], list(state.zones.values()))
+    assert zone is not None  # every key was placed in a zone when parsed
+    return zone
+
+
+def _guard(state: DesiredState, items: Sequence[PlanItem], *, force: bool) -> None:
+    """Refuse to delete or rewrite more than the zone's share of its RRsets, unless forced."""
+    if force:
+        return
+    for zone in {item.zone.id: item.zone for item in items}.values():
+        existing = state.zone_rrset_count(zone)
+        rewritten = sum(1 for item in items if item.zone.id == zone.id and item.action != ChangeAction.create)
+        if existing >= MIN_RRSETS_FOR_GUARD and rewritten > existing * zone.mass_change_share:
+            raise Conflict(
+                f"this change set deletes or rewrites {rewritten} of the {existing} RRsets of zone {zone.name}, "
+                f"more than its limit of {zone.mass_change_share:.0%}; send it again with force: true if you mean it",
+                code="mass_change_refused",
+            )
+
+
+def commit(session: Session, request_id: uuid.UUID, items: Sequence[PlanItem]) -> None:
+    """Write the plan into the desired state and the request's change list (caller commits)."""
+    for seq, item in enumerate(items):
+        values = list(item.after.values) if item.after else []
+        ttl = item.after.ttl if item.after else (item.before.ttl if item.before else item.zone.default_ttl)
+        status = RRsetStatus.deleting if item.after is None else RRsetStatus.pending
+        if item.row is not None:
+            version = item.row.version + 1
+            result = session.execute(
+                update(RRset)
+                .where(col(RRset.id) == item.row.id, col(RRset.version) == item.row.version)
+                .values(
+                    values=values,
+                    ttl=ttl,
+                    version=version,
+                    status=status,
+                    ptr=item.ptr,
+                    last_request_id=request_id,
+                    updated_at=utcnow(),
+                )
+            )
+            if result.rowcount != 1:  # type: ignore[attr-defined]
+                raise _concurrent(item)
+        else:
+            version = 1
+            session.add(
+                RRset(
+                    zone_id=item.zone.id or 0,
+                    owner=item.owner,
+                    rtype=item.rtype,
+                    ttl=ttl,
+                    values=values,
+                    status=status,
+                    ptr=item.ptr,
+                    last_request_id=request_id,
+                )
+            )
+            try:
+                session.flush()
+            except IntegrityError as exc:
+                raise _concurrent(item) from exc
+        session.add(
+            RequestChange(
+                request_id=request_id,
+                seq=seq,
+                zone_id=item.zone.id or 0,
+                owner=item.owner,
+                rtype=item.rtype,
+                action=item.action,
+                before=item.before.as_json() if item.before else None,
+                after=item.after.as_json() if item.after else None,
+                version=version,
+            )
+        )
+
+
+def _concurrent(item: PlanItem) -> Conflict:
+    return Conflict(
+        f"the RRset {item.owner} {item.rtype} was changed by another request meanwhile; send yours again",
+        code="concurrent_change",
+    )

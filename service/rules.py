@@ -1,0 +1,130 @@
+"""Rules a zone's desired state must keep after a change set, checked on the RRsets it touches.
+
+Each broken rule is a violation (422) naming the field of the operation that broke it,
+except a clash with an RRset the change set did not touch, which is a 409 naming it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from service.desired import Content, DesiredState, Key
+from service.errors import Conflict, InvalidRequest, Violation
+from service.names import is_within
+from service.rdata import value_target
+from service.validation import zone_for_owner
+
+REVERSE_SUFFIXES = ("in-addr.arpa.", "ip6.arpa.")
+TARGET_TYPES = ("MX", "SRV", "NS")
+MAX_VALUES = 100
+
+
+def check(state: DesiredState, keys: Sequence[Key], *, field_of: Callable[[Key], str]) -> None:
+    violations: list[Violation] = []
+    for key in keys:
+        content = state.get(key)
+        if content is not None:
+            _check_rrset(state, key, content, field_of(key), violations)
+    if violations:
+        raise InvalidRequest(violations)
+
+
+def _check_rrset(state: DesiredState, key: Key, content: Content, field: str, violations: list[Violation]) -> None:
+    owner, rtype = key
+    zone = zone_for_owner(owner, list(state.zones.values()))
+    if zone is None:
+        return
+    name = f"{owner} {rtype}"
+
+    def violation(where: str, message: str) -> None:
+        violations.append(Violation(f"{field}{where}", message))
+
+    if not zone.min_ttl <= content.ttl <= zone.max_ttl:
+        violation(
+            "ttl", f"{content.ttl} is outside zone {zone.name}'s policy of {zone.min_ttl} to {zone.max_ttl} seconds"
+        )
+    if len(content.values) > MAX_VALUES:
+        violation("values", f"{name} would hold {len(content.values)} values; the limit is {MAX_VALUES}")
+    if owner.startswith("*.") and not zone.allow_wildcards:
+        violation("name", f"zone {zone.name} does not allow wildcard names")
+    if rtype == "CNAME":
+        if owner == zone.name:
+            violation("type", f"a CNAME cannot be at the zone apex {zone.name} (RFC 1912 §2.4)")
+        if len(content.values) > 1:
+            violation("values", "a CNAME has exactly one value (RFC 2181 §10.1)")
+    if rtype == "NS" and owner == zone.name:
+        violation("name", "NS at the zone apex belongs to the zone's operator; Hostmaster manages delegations below it")
+    if rtype == "PTR" and not zone.name.endswith(REVERSE_SUFFIXES):
+        violation("type", f"PTR records belong in reverse zones (in-addr.arpa or ip6.arpa), not in {zone.name}")
+    if rtype == "SRV" and not _is_service_name(owner, zone.name):
+        violation("name", f"{owner} is not a service name: an SRV owner starts with _service._proto (RFC 2782)")
+
+    _check_exclusive_cname(state, key, field, violations)
+    _check_delegation(state, key, zone.name, field, violations)
+    if rtype in TARGET_TYPES:
+        _check_targets(state, key, content, zone.name, field, violations)
+
+
+def _check_exclusive_cname(state: DesiredState, key: Key, field: str, violations: list[Violation]) -> None:
+    owner, rtype = key
+    others = {other: content for other, content in state.types_at(owner).items() if other != rtype}
+    if not others or (rtype != "CNAME" and "CNAME" not in others):
+        return
+    clash = "CNAME" if rtype != "CNAME" else sorted(others)[0]
+    if state.is_untouched_stored((owner, clash)):
+        raise Conflict(
+            f"{owner} already has a {clash} RRset; a CNAME cannot share its name with other data (RFC 1034 §3.6.2)",
+            code="cname_conflict",
+        )
+    violations.append(
+        Violation(
+            f"{field}type", f"{owner} would hold a CNAME beside {clash} data; a CNAME stands alone (RFC 1034 §3.6.2)"
+        )
+    )
+
+
+def _check_delegation(state: DesiredState, key: Key, zone_name: str, field: str, violations: list[Violation]) -> None:
+    """Nothing lives below a delegation (an NS RRset below the apex) but the glue its NS names."""
+    owner, rtype = key
+    labels = owner.split(".")
+    for cut in range(1, len(labels) - 1):
+        parent = ".".join(labels[cut:])
+        if parent == zone_name or not is_within(parent, zone_name):
+            break
+        delegation = state.get((parent, "NS"))
+        if delegation is None:
+            continue
+        targets = {value_target("NS", value) for value in delegation.values}
+        if rtype in ("A", "AAAA") and owner in targets:
+            continue  # glue
+        violations.append(Violation(f"{field}name", f"{owner} is inside the delegation of {parent} to other servers"))
+        return
+
+
+def _check_targets(
+    state: DesiredState, key: Key, content: Content, zone_name: str, field: str, violations: list[Violation]
+) -> None:
+    rtype = key[1]
+    for value in content.values:
+        target = value_target(rtype, value)
+        if target is None:
+            continue
+        if state.get((target, "CNAME")) is not None:
+            violations.append(
+                Violation(
+                    f"{field}values", f"{rtype} target {target} is a CNAME; it must be a host name (RFC 2181 §10.3)"
+                )
+            )
+        elif is_within(target, zone_name) and not (state.get((target, "A")) or state.get((target, "AAAA"))):
+            violations.append(
+                Violation(
+                    f"{field}values",
+                    f"{rtype} target {target} is in zone {zone_name} but has no A or AAAA record there; "
+                    "add one in the same change set",
+                )
+            )
+
+
+def _is_service_name(owner: str, zone_name: str) -> bool:
+    labels = owner.split(".")
+    return len(labels) >= 3 and labels[0].startswith("_") and labels[1].startswith("_")
