@@ -37,6 +37,12 @@ IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 ZONE = "example.test"
 STALE_ZONE = "stale.test"
 DOWN_ZONE = "down.test"
+REVERSE4_ZONE = "2.0.192.in-addr.arpa"  # 192.0.2.0/24 (RFC 5737)
+REVERSE6_ZONE = "8.b.d.0.1.0.0.2.ip6.arpa"  # 2001:db8::/32 (RFC 3849)
+OVERRIDE_ZONE = "override.test"  # drift policy: override
+GUARD_ZONE = "guard.test"  # for the mass-change guard
+BULK_ZONE = "bulk.test"  # for large change sets
+SERVED_ZONES = (ZONE, REVERSE4_ZONE, REVERSE6_ZONE, OVERRIDE_ZONE, GUARD_ZONE, BULK_ZONE)
 KEY = "hostmaster-key"
 STALE_KEY = "stale-key"
 WRONG_SECRET = "d3Jvbmcgc2VjcmV0IHdyb25nIHNlY3JldCB3cm9uZyE="
@@ -140,7 +146,7 @@ def bind() -> Iterator[Bind]:
         unavailable("BIND 9 (named)")
     directory = TEST_RUN_DIR / "bind"
     script = ROOT / "scripts" / "bind.sh"
-    specs = [f"{ZONE}:{KEY}", f"{STALE_ZONE}:{STALE_KEY}"]
+    specs = [*(f"{zone}:{KEY}" for zone in SERVED_ZONES), f"{STALE_ZONE}:{STALE_KEY}"]
     port = free_port()
     subprocess.run(["bash", str(script), "stop", str(directory)], check=True, timeout=30)
     shutil.rmtree(directory, ignore_errors=True)  # zone data of an earlier session must not leak in
@@ -251,13 +257,14 @@ def zones(client: httpx.Client, bind: Bind) -> dict[str, str]:
     closed_port = free_port()
     registered = {}
     for name, port, key in (
-        (ZONE, bind.port, KEY),
+        *((zone, bind.port, KEY) for zone in SERVED_ZONES),
         (STALE_ZONE, bind.port, STALE_KEY),
         (DOWN_ZONE, closed_port, KEY),
     ):
+        policy = {"drift_policy": "override"} if name == OVERRIDE_ZONE else {}
         answer = client.post(
             "/api/v1/zones",
-            json={"name": name, "primary_host": bind.host, "primary_port": port, "tsig_key_name": key},
+            json={"name": name, "primary_host": bind.host, "primary_port": port, "tsig_key_name": key, **policy},
         )
         assert answer.status_code == 201, answer.text
         registered[name] = answer.json()["name"]

@@ -228,9 +228,10 @@ def _ask(sock: socket.socket, owner: str, rtype: str, address: str, server: Serv
         raise TransientDnsError(f"verification query answered {dns.rcode.to_text(response.rcode())}", code="servfail")
     name = dns.name.from_text(owner)
     rdtype = dns.rdatatype.from_text(rtype)
-    for answer in response.answer:
-        if answer.name == name and answer.rdtype == rdtype:
-            return answer
+    # A delegation's NS RRset comes back as a referral, in the authority section.
+    for rrset in (*response.answer, *response.authority):
+        if rrset.name == name and rrset.rdtype == rdtype:
+            return rrset
     return None
 
 
