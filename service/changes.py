@@ -189,6 +189,9 @@ def _parse_one(
                 else f"is not in zone {scope.name}"
             )
             found.append(Violation(f"{prefix}name", f"{owner} {where}"))
+    if zone is not None and change.ttl is not None and not zone.min_ttl <= change.ttl <= zone.max_ttl:
+        policy = f"{zone.min_ttl} to {zone.max_ttl} seconds"
+        found.append(Violation(f"{prefix}ttl", f"{change.ttl} is outside zone {zone.name}'s policy of {policy}"))
     violations.extend(found)
     if found or zone is None or owner is None:
         return None
