@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from db.engine import make_engine
 from service.api import changesets, health, problems, records, zones
+from service.api.common import install_body_schemas
 from service.api.middleware import RequestIdMiddleware
 from service.dispatch import Dispatcher, make_broker
 from service.settings import Settings, get_settings
@@ -38,6 +39,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.add_middleware(RequestIdMiddleware)
     problems.install(app)
+    install_body_schemas(app)
     app.include_router(health.router)
     app.include_router(records.router)
     app.include_router(changesets.router)

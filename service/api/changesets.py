@@ -12,7 +12,7 @@ from service import provisioning
 from service.api.common import accepted, json_body, problems, submit
 from service.api.deps import DispatcherDep, SettingsDep
 
-router = APIRouter(prefix="/api/v2", tags=["change sets (v2)"])
+router = APIRouter(prefix="/api/v2", tags=["change sets (v2)"], responses=problems(503))
 
 
 @router.post(

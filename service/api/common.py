@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import Request, Response
+from fastapi import FastAPI, Request, Response
 from fastapi.concurrency import run_in_threadpool
+
+from pydantic import BaseModel
 
 from db.schemas import Problem, RequestAccepted
 from service import provisioning
@@ -27,9 +29,32 @@ def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return {status: {"model": Problem, "description": _WHY[status]} for status in statuses}
 
 
-def json_body(model: type[Any]) -> dict[str, Any]:
-    """An OpenAPI request body for a route that reads its body itself (to track it first)."""
-    return {"requestBody": {"required": True, "content": {"application/json": {"schema": model.model_json_schema()}}}}
+_BODY_MODELS: dict[str, type[BaseModel]] = {}
+
+
+def json_body(model: type[BaseModel]) -> dict[str, Any]:
+    """An OpenAPI request body for a route that reads its body itself (to track it before parsing)."""
+    _BODY_MODELS[model.__name__] = model
+    schema = {"$ref": f"#/components/schemas/{model.__name__}"}
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
+def install_body_schemas(app: FastAPI) -> None:
+    """Put the models of ``json_body`` bodies into the OpenAPI components, where their $refs point."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        document = build()
+        components = document.setdefault("components", {}).setdefault("schemas", {})
+        for name, model in _BODY_MODELS.items():
+            schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+            components.update(schema.pop("$defs", {}))
+            components[name] = schema
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 async def read_body(request: Request, limit: int) -> bytes:

@@ -12,7 +12,7 @@ from service import provisioning, records, tracker
 from service.api.common import accepted, json_body, problems, submit
 from service.api.deps import DispatcherDep, SessionDep, SettingsDep
 
-router = APIRouter(prefix="/api/v1", tags=["records (v1)"])
+router = APIRouter(prefix="/api/v1", tags=["records (v1)"], responses=problems(503))
 
 NamePath = Annotated[str, Path(description="Owner name, absolute (trailing dot optional).", max_length=255)]
 TypePath = Annotated[str, Path(description="Record type, e.g. A.", max_length=10)]
@@ -40,7 +40,12 @@ async def create_record(
     return accepted(request, outcome)
 
 
-@router.get("/records", response_model=RecordPage, summary="Desired RRsets with their status, a page at a time")
+@router.get(
+    "/records",
+    response_model=RecordPage,
+    responses=problems(422),
+    summary="Desired RRsets with their status, a page at a time",
+)
 def list_records(
     session: SessionDep,
     zone: Annotated[str | None, Query(max_length=255, description="Only RRsets of this zone.")] = None,
@@ -53,7 +58,7 @@ def list_records(
     return records.list_records(session, zone=zone, name=name, rtype=type, status=status, cursor=cursor, limit=limit)
 
 
-@router.get("/records/{name}/{type}", response_model=RecordPublic, responses=problems(404), summary="One RRset")
+@router.get("/records/{name}/{type}", response_model=RecordPublic, responses=problems(404, 422), summary="One RRset")
 def get_record(name: NamePath, type: TypePath, session: SessionDep) -> RecordPublic:
     return records.get_record(session, name=name, rtype=type)
 
@@ -90,7 +95,7 @@ async def replace_record(
     "/records/{name}/{type}",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=RequestAccepted,
-    responses=problems(404, 409, 503),
+    responses=problems(404, 409, 422, 503),
     summary="Delete one RRset",
 )
 async def delete_record(
@@ -117,7 +122,7 @@ async def delete_record(
 @router.get(
     "/requests/{request_id}",
     response_model=RequestPublic,
-    responses=problems(404),
+    responses=problems(404, 422),
     summary="A request's status, its changes and its steps in order",
     tags=["requests"],
 )

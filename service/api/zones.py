@@ -11,7 +11,7 @@ from service import zones
 from service.api.common import problems
 from service.api.deps import SessionDep
 
-router = APIRouter(prefix="/api/v1/zones", tags=["zones (admin)"])
+router = APIRouter(prefix="/api/v1/zones", tags=["zones (admin)"], responses=problems(503))
 
 ZonePath = Annotated[str, Path(max_length=255, description="Zone name, e.g. example.test")]
 
@@ -32,7 +32,7 @@ def list_zones(session: SessionDep) -> list[ZonePublic]:
     return [zones.public(session, zone) for zone in zones.list_zones(session)]
 
 
-@router.get("/{zone}", response_model=ZonePublic, responses=problems(404), summary="One zone")
+@router.get("/{zone}", response_model=ZonePublic, responses=problems(404, 422), summary="One zone")
 def get_zone(zone: ZonePath, session: SessionDep) -> ZonePublic:
     return zones.public(session, zones.get_zone(session, zone))
 
@@ -47,7 +47,7 @@ def update_zone(zone: ZonePath, changes: ZoneUpdate, session: SessionDep) -> Zon
 @router.delete(
     "/{zone}",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=problems(404, 409),
+    responses=problems(404, 409, 422),
     summary="Unregister a zone that holds no records",
 )
 def delete_zone(zone: ZonePath, session: SessionDep) -> Response:
