@@ -112,10 +112,10 @@ def plan_operations(
     for key in ptr.play(state, zones, order, ptr_wanted):
         if key not in order:
             order.append(key)
-    rules.check(state, order, field_of=lambda key: _field_for(key, operations, field_of))
+    rules.check(state, order, field_of=lambda key: _field_for(key, operations))
 
     items = _items(state, order, ptr_wanted)
-    _guard(state, items, force=force)
+    _guard(state, items, force=force or single)  # one RRset is never a mass change
     return items
 
 
@@ -176,6 +176,8 @@ def _parse_one(
         found.append(Violation(f"{prefix}ttl", f"must be between 0 and {MAX_TTL} seconds"))
     if change.ptr and rtype not in ("A", "AAAA"):
         found.append(Violation(f"{prefix}ptr", "automatic PTR records exist for A and AAAA only"))
+    if change.ptr and owner is not None and owner.startswith("*."):
+        found.append(Violation(f"{prefix}ptr", "a wildcard name cannot be the target of a PTR record"))
 
     zone = None
     if owner is not None:
@@ -189,7 +191,8 @@ def _parse_one(
                 else f"is not in zone {scope.name}"
             )
             found.append(Violation(f"{prefix}name", f"{owner} {where}"))
-    if zone is not None and change.ttl is not None and not zone.min_ttl <= change.ttl <= zone.max_ttl:
+    in_range = change.ttl is not None and 0 <= change.ttl <= MAX_TTL
+    if zone is not None and change.ttl is not None and in_range and not zone.min_ttl <= change.ttl <= zone.max_ttl:
         policy = f"{zone.min_ttl} to {zone.max_ttl} seconds"
         found.append(Violation(f"{prefix}ttl", f"{change.ttl} is outside zone {zone.name}'s policy of {policy}"))
     violations.extend(found)
@@ -230,11 +233,14 @@ def _play(operation: Operation, key: Key, state: DesiredState, violations: list[
         state.set(key, Content.of(ttl, left) if left else None)
 
 
-def _field_for(key: Key, operations: Sequence[Operation], field_of: Callable[[int], str]) -> str:
+def _field_for(key: Key, operations: Sequence[Operation]) -> str:
     for operation in operations:
         if (operation.owner, operation.rtype) == key:
             return operation.field
-    return ""  # an automatic PTR: no field of its own
+    for operation in operations:  # an automatic PTR: named after the operation that asked for PTRs
+        if operation.rtype in ("A", "AAAA") and operation.ptr is not False:
+            return f"{operation.field}ptr."
+    return "ptr."
 
 
 def _items(state: DesiredState, order: Sequence[Key], ptr_wanted: dict[Key, bool]) -> list[PlanItem]:

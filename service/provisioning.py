@@ -57,7 +57,7 @@ Parser = Callable[[Any], ChangeRequest]
 def record_create(payload: Any) -> ChangeRequest:
     record = _model(RecordCreate, payload)
     change = ChangeIn(
-        op="create", name=record.name, type=record.type, values=record.values, ttl=record.ttl, ptr=record.ptr or None
+        op="create", name=record.name, type=record.type, values=record.values, ttl=record.ttl, ptr=record.ptr
     )
     return ChangeRequest([change], single=True)
 

@@ -78,7 +78,9 @@ def _check_exclusive_cname(state: DesiredState, key: Key, field: str, violations
         )
     violations.append(
         Violation(
-            f"{field}type", f"{owner} would hold a CNAME beside {clash} data; a CNAME stands alone (RFC 1034 §3.6.2)"
+            f"{field}type",
+            f"{owner} would hold {'a CNAME beside ' + clash if rtype == 'CNAME' else rtype + ' beside a CNAME'} "
+            "data; a CNAME stands alone (RFC 1034 §3.6.2)",
         )
     )
 

@@ -6,6 +6,7 @@ import ipaddress
 import logging
 
 import dns.tsig
+from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, func, select
 
@@ -13,6 +14,7 @@ from db.models import RequestChange, RRset, Zone
 from db.schemas import ZoneCreate, ZonePublic, ZoneUpdate
 from service.errors import Conflict, InvalidRequest, NotFound, Violation
 from service.names import BadName, normalize_name, shown
+from service.validation import violations_from_pydantic
 
 logger = logging.getLogger(__name__)
 
@@ -94,9 +96,11 @@ def _validated(zone_in: ZoneCreate) -> Zone:
 def update_zone(session: Session, name: str, changes: ZoneUpdate) -> Zone:
     """Change what ``changes`` sets; the result is validated like a new zone."""
     zone = get_zone(session, name)
-    merged = ZoneCreate.model_validate(
-        {**zone.model_dump(include=set(ZoneCreate.model_fields)), **changes.model_dump(exclude_unset=True)}
-    )
+    current = {field: getattr(zone, field) for field in ZoneCreate.model_fields}
+    try:
+        merged = ZoneCreate.model_validate({**current, **changes.model_dump(exclude_unset=True)})
+    except ValidationError as exc:  # an explicit null for a field that must have a value
+        raise InvalidRequest(violations_from_pydantic(exc)) from None
     checked = _validated(merged)
     for field in changes.model_dump(exclude_unset=True):
         setattr(zone, field, getattr(checked, field))

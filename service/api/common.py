@@ -6,7 +6,6 @@ from typing import Any
 
 from fastapi import FastAPI, Request, Response
 from fastapi.concurrency import run_in_threadpool
-
 from pydantic import BaseModel
 
 from db.schemas import Problem, RequestAccepted

@@ -219,6 +219,7 @@ def test_the_zone_registry_updates_policy_and_refuses_to_drop_a_zone_with_record
     )
     assert wildcard.status_code == 422
     assert stack.patch(f"/api/v1/zones/{GUARD_ZONE}", json={"min_ttl": 90000}).status_code == 422
+    assert stack.patch(f"/api/v1/zones/{GUARD_ZONE}", json={"drift_policy": None}).status_code == 422
 
     held = stack.delete(f"/api/v1/zones/{GUARD_ZONE}")
     assert held.status_code == 409
