@@ -82,7 +82,7 @@ def plan(
     touched_zones = {op.zone.id: op.zone for op in operations}
     if any(op.rtype in ("A", "AAAA") for op in operations):
         touched_zones.update({zone.id: zone for zone in ptr.reverse_zones(zones)})
-    state = DesiredState.load(session, touched_zones.values())
+    state = DesiredState.load(session, touched_zones.values(), registry=zones)
     return plan_operations(operations, state, field_of=field_of, force=force, single=single)
 
 
@@ -104,15 +104,19 @@ def plan_operations(
         if key not in order:
             order.append(key)
         _play(operation, key, state, violations, single=single)
-        row = state.stored.get(key)
-        ptr_wanted[key] = operation.ptr if operation.ptr is not None else bool(row and row.ptr)
+        if operation.ptr is not None:
+            ptr_wanted[key] = operation.ptr
+        elif key not in ptr_wanted:
+            row = state.stored.get(key)
+            ptr_wanted[key] = bool(row and row.ptr)
     if violations:
         raise InvalidRequest(violations)
 
-    for key in ptr.play(state, zones, order, ptr_wanted):
-        if key not in order:
-            order.append(key)
-    rules.check(state, order, field_of=lambda key: _field_for(key, operations))
+    ptr_origins = ptr.play(state, zones, order, ptr_wanted)
+    order.extend(key for key in ptr_origins if key not in order)
+    fields = {(op.owner, op.rtype): op.field for op in operations}
+    fields.update({key: f"{fields.get(origin, '')}ptr." for key, origin in ptr_origins.items() if key not in fields})
+    rules.check(state, order, field_of=lambda key: fields.get(key, ""))
 
     items = _items(state, order, ptr_wanted)
     _guard(state, items, force=force or single)  # one RRset is never a mass change
@@ -233,16 +237,6 @@ def _play(operation: Operation, key: Key, state: DesiredState, violations: list[
         state.set(key, Content.of(ttl, left) if left else None)
 
 
-def _field_for(key: Key, operations: Sequence[Operation]) -> str:
-    for operation in operations:
-        if (operation.owner, operation.rtype) == key:
-            return operation.field
-    for operation in operations:  # an automatic PTR: named after the operation that asked for PTRs
-        if operation.rtype in ("A", "AAAA") and operation.ptr is not False:
-            return f"{operation.field}ptr."
-    return "ptr."
-
-
 def _items(state: DesiredState, order: Sequence[Key], ptr_wanted: dict[Key, bool]) -> list[PlanItem]:
     items = []
     for key in order:
@@ -251,9 +245,10 @@ def _items(state: DesiredState, order: Sequence[Key], ptr_wanted: dict[Key, bool
         wants_ptr = ptr_wanted.get(key, bool(row and row.ptr))
         if before == after and not _to_redo(row, wants_ptr):
             continue  # nothing to do: already served as asked
-        action = (
-            ChangeAction.create if before is None else ChangeAction.delete if after is None else ChangeAction.update
-        )
+        if after is None:
+            action = ChangeAction.delete  # also a failed deletion tried again: no before, no after
+        else:
+            action = ChangeAction.create if before is None else ChangeAction.update
         zone = state.zones.get(row.zone_id) if row else None
         items.append(
             PlanItem(
@@ -302,7 +297,9 @@ def commit(session: Session, request_id: uuid.UUID, items: Sequence[PlanItem]) -
     """Write the plan into the desired state and the request's change list (caller commits)."""
     for seq, item in enumerate(items):
         values = list(item.after.values) if item.after else []
-        ttl = item.after.ttl if item.after else (item.before.ttl if item.before else item.zone.default_ttl)
+        kept = item.before or item.after
+        ttl = kept.ttl if kept else (item.row.ttl if item.row else item.zone.default_ttl)
+        ttl = item.after.ttl if item.after else ttl
         status = RRsetStatus.deleting if item.after is None else RRsetStatus.pending
         if item.row is not None:
             version = item.row.version + 1

@@ -13,6 +13,7 @@ from sqlmodel import Session, col, select
 
 from db.models import RRset, RRsetStatus, Zone
 from db.schemas import RRsetContent
+from service.validation import zone_for_owner
 
 Key = tuple[str, str]  # (owner, type)
 
@@ -37,15 +38,20 @@ class Content:
 
 @dataclass
 class DesiredState:
-    zones: dict[int, Zone]
+    zones: dict[int, Zone]  # the zones whose RRsets are loaded
     stored: dict[Key, RRset]
     changed: dict[Key, Content | None] = field(default_factory=dict)
+    registry: list[Zone] = field(default_factory=list)  # every registered zone
 
     @classmethod
-    def load(cls, session: Session, zones: Iterable[Zone]) -> DesiredState:
+    def load(cls, session: Session, zones: Iterable[Zone], registry: Iterable[Zone] = ()) -> DesiredState:
         by_id = {zone.id: zone for zone in zones if zone.id is not None}
         rows = session.exec(select(RRset).where(col(RRset.zone_id).in_(list(by_id)))).all()
-        return cls(zones=by_id, stored={(row.owner, row.rtype): row for row in rows})
+        return cls(zones=by_id, stored={(row.owner, row.rtype): row for row in rows}, registry=list(registry))
+
+    def zone_of(self, name: str) -> Zone | None:
+        """The registered zone holding ``name`` (among all, when the registry is known)."""
+        return zone_for_owner(name, self.registry or list(self.zones.values()))
 
     def stored_content(self, key: Key) -> Content | None:
         row = self.stored.get(key)

@@ -23,10 +23,13 @@ def reverse_zones(zones: Sequence[Zone]) -> list[Zone]:
     return [zone for zone in zones if zone.name.endswith(REVERSE_SUFFIXES)]
 
 
-def play(state: DesiredState, zones: Sequence[Zone], keys: Sequence[Key], wanted: dict[Key, bool]) -> list[Key]:
-    """Play the PTR changes that ``keys`` call for on ``state``; return the PTR keys touched."""
+def play(state: DesiredState, zones: Sequence[Zone], keys: Sequence[Key], wanted: dict[Key, bool]) -> dict[Key, Key]:
+    """Play the PTR changes that ``keys`` call for on ``state``.
+
+    Returns each PTR key touched, with the A or AAAA key that called for it (in order).
+    """
     reverse = reverse_zones(zones)
-    touched: list[Key] = []
+    touched: dict[Key, Key] = {}
     if not reverse:
         return touched
     for key in keys:
@@ -40,14 +43,22 @@ def play(state: DesiredState, zones: Sequence[Zone], keys: Sequence[Key], wanted
         new = set(after.values) if after else set()
         ttl = after.ttl if after else (before.ttl if before else 3600)
         for address in sorted(old - new):
-            _point(state, reverse, address, owner, ttl, add=False, touched=touched)
+            _point(state, reverse, address, owner, ttl, add=False, touched=touched, origin=key)
         for address in sorted(new):
-            _point(state, reverse, address, owner, ttl, add=True, touched=touched)
+            _point(state, reverse, address, owner, ttl, add=True, touched=touched, origin=key)
     return touched
 
 
 def _point(
-    state: DesiredState, reverse: Sequence[Zone], address: str, owner: str, ttl: int, *, add: bool, touched: list[Key]
+    state: DesiredState,
+    reverse: Sequence[Zone],
+    address: str,
+    owner: str,
+    ttl: int,
+    *,
+    add: bool,
+    touched: dict[Key, Key],
+    origin: Key,
 ) -> None:
     name = dns.reversename.from_address(address).to_text()
     if zone_for_owner(name, reverse) is None:
@@ -59,5 +70,4 @@ def _point(
         return
     values = values | {owner} if add else values - {owner}
     state.set(key, Content.of(current.ttl if current else ttl, values) if values else None)
-    if key not in touched:
-        touched.append(key)
+    touched.setdefault(key, origin)

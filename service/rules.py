@@ -61,6 +61,7 @@ def _check_rrset(state: DesiredState, key: Key, content: Content, field: str, vi
 
     _check_exclusive_cname(state, key, field, violations)
     _check_delegation(state, key, zone.name, field, violations)
+    _check_delegation_point(state, key, zone.name, field, violations)
     if rtype in TARGET_TYPES:
         _check_targets(state, key, content, zone.name, field, violations)
 
@@ -85,22 +86,52 @@ def _check_exclusive_cname(state: DesiredState, key: Key, field: str, violations
     )
 
 
-def _check_delegation(state: DesiredState, key: Key, zone_name: str, field: str, violations: list[Violation]) -> None:
-    """Nothing lives below a delegation (an NS RRset below the apex) but the glue its NS names."""
-    owner, rtype = key
-    labels = owner.split(".")
-    for cut in range(1, len(labels) - 1):
+def delegation_of(state: DesiredState, name: str, zone_name: str, *, strictly_above: bool) -> str | None:
+    """The delegation point (an NS RRset below the apex) at or above ``name``, if any."""
+    labels = name.split(".")
+    for cut in range(1 if strictly_above else 0, len(labels) - 1):
         parent = ".".join(labels[cut:])
         if parent == zone_name or not is_within(parent, zone_name):
-            break
-        delegation = state.get((parent, "NS"))
-        if delegation is None:
-            continue
-        targets = {value_target("NS", value) for value in delegation.values}
-        if rtype in ("A", "AAAA") and owner in targets:
-            continue  # glue
-        violations.append(Violation(f"{field}name", f"{owner} is inside the delegation of {parent} to other servers"))
+            return None
+        if state.get((parent, "NS")) is not None:
+            return parent
+    return None
+
+
+def _check_delegation(state: DesiredState, key: Key, zone_name: str, field: str, violations: list[Violation]) -> None:
+    """Nothing lives below a delegation but the glue its NS names."""
+    owner, rtype = key
+    parent = delegation_of(state, owner, zone_name, strictly_above=True)
+    if parent is None:
         return
+    delegation = state.get((parent, "NS"))
+    targets = {value_target("NS", value) for value in delegation.values} if delegation else set()
+    if rtype in ("A", "AAAA") and owner in targets:
+        return  # glue
+    violations.append(Violation(f"{field}name", f"{owner} is inside the delegation of {parent} to other servers"))
+
+
+def _check_delegation_point(
+    state: DesiredState, key: Key, zone_name: str, field: str, violations: list[Violation]
+) -> None:
+    """A delegation point holds its NS (and DS) records and nothing else (RFC 1034 §4.2.1)."""
+    owner, rtype = key
+    if owner == zone_name:
+        return
+    types = state.types_at(owner)
+    if "NS" not in types:
+        return
+    others = sorted(other for other in types if other not in ("NS", "DS"))
+    if rtype == "NS" and others:
+        violations.append(
+            Violation(
+                f"{field}name", f"{owner} holds {', '.join(others)} data; a delegation point holds only NS and DS"
+            )
+        )
+    elif rtype not in ("NS", "DS"):
+        violations.append(
+            Violation(f"{field}name", f"{owner} is delegated to other servers; it holds only NS and DS records")
+        )
 
 
 def _check_targets(
@@ -117,7 +148,9 @@ def _check_targets(
                     f"{field}values", f"{rtype} target {target} is a CNAME; it must be a host name (RFC 2181 §10.3)"
                 )
             )
-        elif is_within(target, zone_name) and not (state.get((target, "A")) or state.get((target, "AAAA"))):
+        elif (_needs_address_here(state, target, zone_name) or _is_in_bailiwick_ns(rtype, key[0], target)) and not (
+            state.get((target, "A")) or state.get((target, "AAAA"))
+        ):
             violations.append(
                 Violation(
                     f"{field}values",
@@ -125,6 +158,19 @@ def _check_targets(
                     "add one in the same change set",
                 )
             )
+
+
+def _needs_address_here(state: DesiredState, target: str, zone_name: str) -> bool:
+    """A target this zone serves itself (not another registered zone's, not below a delegation)."""
+    target_zone = state.zone_of(target)
+    if target_zone is None or target_zone.name != zone_name:
+        return False
+    return delegation_of(state, target, zone_name, strictly_above=False) is None
+
+
+def _is_in_bailiwick_ns(rtype: str, owner: str, target: str) -> bool:
+    """An NS whose server is inside the zone it delegates to needs glue (RFC 1034 §4.2.1)."""
+    return rtype == "NS" and is_within(target, owner)
 
 
 def _is_service_name(owner: str, zone_name: str) -> bool:

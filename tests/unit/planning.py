@@ -34,23 +34,29 @@ _row_ids = count(1000)
 Seen = tuple[str, str, str, Content | None, Content | None]
 
 
-def zone(name: str, **policy: object) -> Zone:
-    """A registered zone with the policy of example.test unless ``policy`` says otherwise."""
-    fields: dict[str, object] = {
-        "id": ZONE_IDS.get(name, 99),
-        "name": name,
-        "primary_host": "192.0.2.53",
-        "primary_port": 53,
-        "tsig_key_name": "hostmaster-key",
-        "min_ttl": 60,
-        "max_ttl": 86400,
-        "default_ttl": 3600,
-        "mass_change_share": 0.3,
-        "allow_wildcards": name != NOWILD,
-        "drift_policy": DriftPolicy.fail,
-    }
-    fields.update(policy)
-    return Zone(**fields)
+def zone(
+    name: str,
+    *,
+    min_ttl: int = 60,
+    max_ttl: int = 86400,
+    default_ttl: int = 3600,
+    mass_change_share: float = 0.3,
+    allow_wildcards: bool | None = None,
+) -> Zone:
+    """A registered zone with the policy of example.test unless told otherwise (nowild.test: no wildcards)."""
+    return Zone(
+        id=ZONE_IDS.get(name, 99),
+        name=name,
+        primary_host="192.0.2.53",
+        primary_port=53,
+        tsig_key_name="hostmaster-key",
+        min_ttl=min_ttl,
+        max_ttl=max_ttl,
+        default_ttl=default_ttl,
+        mass_change_share=mass_change_share,
+        allow_wildcards=name != NOWILD if allow_wildcards is None else allow_wildcards,
+        drift_policy=DriftPolicy.fail,
+    )
 
 
 def zones(*names: str) -> dict[int, Zone]:
@@ -73,7 +79,8 @@ def rrset(
     """A stored RRset row; ``values=[]`` is a tombstone (a deletion not yet applied)."""
     if zone_id is None:
         found = zone_for_owner(owner, list(zones().values()))
-        assert found is not None and found.id is not None, f"{owner} is in no standard zone"
+        assert found is not None, f"{owner} is in no standard zone"
+        assert found.id is not None
         zone_id = found.id
     applied = {"ttl": ttl, "values": list(values)} if status == RRsetStatus.active else None
     return RRset(
@@ -91,10 +98,14 @@ def rrset(
 
 
 def state(*rows: RRset, registered: dict[int, Zone] | None = None) -> DesiredState:
-    """The desired state of the registered zones (every standard zone by default) holding ``rows``."""
+    """The desired state of ``registered`` zones (every standard zone by default) holding ``rows``.
+
+    The registry holds every standard zone, as plan() gives it every registered zone.
+    """
     return DesiredState(
         zones=registered if registered is not None else zones(),
         stored={(row.owner, row.rtype): row for row in rows},
+        registry=list(zones().values()),
     )
 
 
