@@ -43,6 +43,7 @@ class ChangeAction(StrEnum):
 class ChangeStatus(StrEnum):
     pending = "pending"
     succeeded = "succeeded"
+    superseded = "superseded"  # a later request changed the RRset again first; its state was applied
     failed = "failed"
 
 
@@ -143,7 +144,7 @@ class Request(SQLModel, table=True):
     attempts: int = Field(default=0)
     error_code: str | None = Field(default=None, max_length=64)
     error_detail: str | None = Field(default=None)
-    zone_id: int | None = Field(default=None, foreign_key="zone.id")
+    zone_id: int | None = Field(default=None, foreign_key="zone.id", ondelete="SET NULL")
     kafka_topic: str | None = Field(default=None, max_length=255)
     kafka_partition: int | None = Field(default=None)
     kafka_offset: int | None = Field(default=None, sa_type=sa.BigInteger)
@@ -175,7 +176,8 @@ class RequestChange(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True, sa_type=sa.BigInteger)
     request_id: uuid.UUID = Field(foreign_key="request.id", index=True)
     seq: int
-    zone_id: int = Field(foreign_key="zone.id")
+    zone_id: int | None = Field(default=None, foreign_key="zone.id", ondelete="SET NULL", index=True)
+    zone: str = Field(max_length=255)  # its name, kept when the zone is unregistered later
     owner: str = Field(max_length=255)
     rtype: str = Field(max_length=10)
     action: str = Field(max_length=16)

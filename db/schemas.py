@@ -108,11 +108,50 @@ class ChangePublic(PlannedChange):
 
 
 class Plan(SQLModel):
+    model_config = ConfigDict(  # type: ignore[assignment]
+        json_schema_extra={
+            "examples": [
+                {
+                    "dry_run": True,
+                    "changes": [
+                        {
+                            "zone": "example.test.",
+                            "name": "www.example.test.",
+                            "type": "A",
+                            "action": "update",
+                            "before": {"ttl": 300, "values": ["192.0.2.10"]},
+                            "after": {"ttl": 300, "values": ["192.0.2.11"]},
+                        }
+                    ],
+                }
+            ]
+        }
+    )
+
     dry_run: bool
     changes: list[PlannedChange]
 
 
 class RecordPublic(SQLModel):
+    model_config = ConfigDict(  # type: ignore[assignment]
+        json_schema_extra={
+            "examples": [
+                {
+                    "zone": "example.test.",
+                    "name": "www.example.test.",
+                    "type": "A",
+                    "ttl": 300,
+                    "values": ["192.0.2.10"],
+                    "ptr": False,
+                    "version": 2,
+                    "status": "active",
+                    "last_request_id": "7c9e6679-7425-40de-944b-e07fc1f90ae7",
+                    "updated_at": "2026-11-26T12:00:00Z",
+                }
+            ]
+        }
+    )
+
     zone: str
     name: str
     type: str
@@ -131,6 +170,28 @@ class RecordPage(SQLModel):
 
 
 class RequestAccepted(SQLModel):
+    model_config = ConfigDict(  # type: ignore[assignment]
+        json_schema_extra={
+            "examples": [
+                {
+                    "request_id": "7c9e6679-7425-40de-944b-e07fc1f90ae7",
+                    "status": "queued",
+                    "status_url": "http://127.0.0.1:8000/api/v1/requests/7c9e6679-7425-40de-944b-e07fc1f90ae7",
+                    "changes": [
+                        {
+                            "zone": "example.test.",
+                            "name": "www.example.test.",
+                            "type": "A",
+                            "action": "create",
+                            "before": None,
+                            "after": {"ttl": 300, "values": ["192.0.2.10"]},
+                        }
+                    ],
+                }
+            ]
+        }
+    )
+
     request_id: uuid.UUID
     status: str
     status_url: str
@@ -145,6 +206,48 @@ class RequestEventPublic(SQLModel):
 
 
 class RequestPublic(SQLModel):
+    model_config = ConfigDict(  # type: ignore[assignment]
+        json_schema_extra={
+            "examples": [
+                {
+                    "request_id": "7c9e6679-7425-40de-944b-e07fc1f90ae7",
+                    "source": "api",
+                    "client": None,
+                    "operation": "record.create",
+                    "payload": {"name": "www.example.test", "type": "A", "values": ["192.0.2.10"]},
+                    "status": "succeeded",
+                    "attempts": 1,
+                    "error_code": None,
+                    "error_detail": None,
+                    "created_at": "2026-11-26T12:00:00.000Z",
+                    "updated_at": "2026-11-26T12:00:00.150Z",
+                    "changes": [
+                        {
+                            "zone": "example.test.",
+                            "name": "www.example.test.",
+                            "type": "A",
+                            "action": "create",
+                            "before": None,
+                            "after": {"ttl": 3600, "values": ["192.0.2.10"]},
+                            "status": "succeeded",
+                            "error_code": None,
+                            "error_detail": None,
+                        }
+                    ],
+                    "events": [
+                        {"at": "2026-11-26T12:00:00.001Z", "step": "received", "component": "api", "detail": {}},
+                        {
+                            "at": "2026-11-26T12:00:00.150Z",
+                            "step": "succeeded",
+                            "component": "worker",
+                            "detail": {"attempts": 1},
+                        },
+                    ],
+                }
+            ]
+        }
+    )
+
     request_id: uuid.UUID
     source: str
     client: str | None
@@ -161,7 +264,25 @@ class RequestPublic(SQLModel):
 
 
 class ZoneCreate(ZoneBase):
-    model_config = ConfigDict(extra="forbid")  # type: ignore[assignment]
+    model_config = ConfigDict(  # type: ignore[assignment]
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "example.test",
+                    "primary_host": "127.0.0.1",
+                    "primary_port": 15353,
+                    "tsig_key_name": "hostmaster-key",
+                    "min_ttl": 60,
+                    "max_ttl": 86400,
+                    "default_ttl": 3600,
+                    "allow_wildcards": True,
+                    "drift_policy": "fail",
+                    "mass_change_share": 0.3,
+                }
+            ]
+        },
+    )
 
 
 class ZoneUpdate(_Strict):
@@ -192,6 +313,25 @@ class ViolationPublic(SQLModel):
 
 class Problem(SQLModel):
     """An error, as RFC 9457 application/problem+json."""
+
+    model_config = ConfigDict(  # type: ignore[assignment]
+        json_schema_extra={
+            "examples": [
+                {
+                    "type": "urn:hostmaster:problem:invalid",
+                    "title": "Unprocessable Entity",
+                    "status": 422,
+                    "detail": "the request is not valid: changes[0].values[0], changes[1].name",
+                    "code": "invalid",
+                    "request_id": "7c9e6679-7425-40de-944b-e07fc1f90ae7",
+                    "violations": [
+                        {"field": "changes[0].values[0]", "message": "'192.0.2.300' is not an IPv4 address"},
+                        {"field": "changes[1].name", "message": "'a..example.test' has an empty label"},
+                    ],
+                }
+            ]
+        }
+    )
 
     type: str = Field(schema_extra={"examples": ["urn:hostmaster:problem:invalid"]})
     title: str = Field(schema_extra={"examples": ["Unprocessable Entity"]})

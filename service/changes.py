@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session, col, select
 
 from db.models import MAX_TTL, ChangeAction, RequestChange, RRset, RRsetStatus, Zone, utcnow
@@ -22,11 +22,12 @@ from service import ptr, rules
 from service.desired import Content, DesiredState, Key
 from service.errors import Conflict, InvalidRequest, NotFound, Violation
 from service.names import UNDERSCORE_OWNER_TYPES, BadName, normalize_name, shown
-from service.rdata import SUPPORTED_TYPES, BadValue, normalize_value
+from service.rdata import SUPPORTED_TYPES, BadValue, normalize_value, value_target
 from service.validation import zone_for_owner
 
 MAX_VALUES = 100
 MIN_RRSETS_FOR_GUARD = 10
+LOCK_NOT_AVAILABLE, DEADLOCK_DETECTED = "55P03", "40P01"  # PostgreSQL error codes
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,12 @@ def plan(
     zones = list(session.exec(select(Zone)).all())
     operations = parse(changes, zones, scope, field_of)
     touched_zones = {op.zone.id: op.zone for op in operations}
+    for op in operations:  # the zones of MX, SRV and NS targets, to tell CNAMEs and addresses there
+        if op.rtype in rules.TARGET_TYPES:
+            for value in op.values:
+                target = value_target(op.rtype, value)
+                if target is not None and (target_zone := zone_for_owner(target, zones)) is not None:
+                    touched_zones[target_zone.id] = target_zone
     if any(op.rtype in ("A", "AAAA") for op in operations):
         touched_zones.update({zone.id: zone for zone in ptr.reverse_zones(zones)})
     state = DesiredState.load(session, touched_zones.values(), registry=zones)
@@ -97,12 +104,11 @@ def plan_operations(
     """The plan of parsed operations on a loaded desired state (no database here)."""
     zones = list(state.zones.values())
     violations: list[Violation] = []
-    order: list[Key] = []
+    order: dict[Key, None] = {}  # insertion-ordered set
     ptr_wanted: dict[Key, bool] = {}
     for operation in operations:
         key = (operation.owner, operation.rtype)
-        if key not in order:
-            order.append(key)
+        order.setdefault(key)
         _play(operation, key, state, violations, single=single)
         if operation.ptr is not None:
             ptr_wanted[key] = operation.ptr
@@ -112,13 +118,13 @@ def plan_operations(
     if violations:
         raise InvalidRequest(violations)
 
-    ptr_origins = ptr.play(state, zones, order, ptr_wanted)
-    order.extend(key for key in ptr_origins if key not in order)
+    ptr_origins = ptr.play(state, zones, list(order), ptr_wanted)
+    order.update(dict.fromkeys(ptr_origins))
     fields = {(op.owner, op.rtype): op.field for op in operations}
     fields.update({key: f"{fields.get(origin, '')}ptr." for key, origin in ptr_origins.items() if key not in fields})
-    rules.check(state, order, field_of=lambda key: fields.get(key, ""))
+    rules.check(state, list(order), field_of=lambda key: fields.get(key, ""))
 
-    items = _items(state, order, ptr_wanted)
+    items = _items(state, list(order), ptr_wanted)
     _guard(state, items, force=force or single)  # one RRset is never a mass change
     return items
 
@@ -216,25 +222,25 @@ def _play(operation: Operation, key: Key, state: DesiredState, violations: list[
                 raise Conflict(f"the RRset {name} already exists", code="rrset_exists")
             violations.append(Violation(f"{operation.field}name", f"{name} is created twice in this change set"))
             return
-        state.set(key, Content.of(ttl, operation.values))
+        state.assign(key, Content.of(ttl, operation.values))
     elif operation.op == "upsert":
-        state.set(key, Content.of(ttl, operation.values))
+        state.assign(key, Content.of(ttl, operation.values))
     elif operation.op == "add":
-        state.set(key, Content.of(ttl, (current.values if current else ()) + operation.values))
+        state.assign(key, Content.of(ttl, (current.values if current else ()) + operation.values))
     elif current is None and operation.op == "delete" and state.is_failed_deletion(key):
-        state.set(key, None)  # the earlier delete failed: try it again
+        state.assign(key, None)  # the earlier delete failed: try it again
     elif current is None:  # delete, remove
         if single:
             raise NotFound(f"the RRset {name} does not exist", code="rrset_not_found")
         violations.append(Violation(f"{operation.field}name", f"the RRset {name} does not exist"))
     elif operation.op == "delete":
-        state.set(key, None)
+        state.assign(key, None)
     else:  # remove
         missing = [value for value in operation.values if value not in current.values]
         for value in missing:
             violations.append(Violation(f"{operation.field}values", f"{shown(value)} is not a value of {name}"))
         left = [value for value in current.values if value not in operation.values]
-        state.set(key, Content.of(ttl, left) if left else None)
+        state.assign(key, Content.of(ttl, left) if left else None)
 
 
 def _items(state: DesiredState, order: Sequence[Key], ptr_wanted: dict[Key, bool]) -> list[PlanItem]:
@@ -266,10 +272,13 @@ def _items(state: DesiredState, order: Sequence[Key], ptr_wanted: dict[Key, bool
 
 
 def _to_redo(row: RRset | None, wants_ptr: bool) -> bool:
-    """An unchanged RRset is applied again when its last apply failed or its PTR wish changed."""
+    """An unchanged RRset is applied (again) unless it is proven served and its PTR wish is the same.
+
+    A pending one is queued once more rather than reported succeeded before it is served.
+    """
     if row is None:
         return False
-    return row.status == RRsetStatus.error or (bool(row.values) and wants_ptr != row.ptr)
+    return row.status != RRsetStatus.active or (bool(row.values) and wants_ptr != row.ptr)
 
 
 def _zone_of(key: Key, state: DesiredState) -> Zone:
@@ -294,7 +303,26 @@ def _guard(state: DesiredState, items: Sequence[PlanItem], *, force: bool) -> No
 
 
 def commit(session: Session, request_id: uuid.UUID, items: Sequence[PlanItem]) -> None:
-    """Write the plan into the desired state and the request's change list (caller commits)."""
+    """Write the plan into the desired state and the request's change list (caller commits).
+
+    The stored rows are locked first, in id order as the workers lock them, so a writer and
+    a worker never deadlock; a row a worker holds too long is a 409 to send again, not a 503.
+    """
+    ids = sorted(item.row.id for item in items if item.row is not None and item.row.id is not None)
+    try:
+        if ids:
+            session.exec(select(RRset.id).where(col(RRset.id).in_(ids)).order_by(col(RRset.id)).with_for_update())
+        _write(session, request_id, items)
+    except OperationalError as exc:
+        if getattr(exc.orig, "pgcode", None) not in (LOCK_NOT_AVAILABLE, DEADLOCK_DETECTED):
+            raise
+        raise Conflict(
+            "the RRsets are being applied by a worker right now; send the change again in a moment",
+            code="concurrent_change",
+        ) from exc
+
+
+def _write(session: Session, request_id: uuid.UUID, items: Sequence[PlanItem]) -> None:
     for seq, item in enumerate(items):
         values = list(item.after.values) if item.after else []
         kept = item.before or item.after
@@ -340,7 +368,8 @@ def commit(session: Session, request_id: uuid.UUID, items: Sequence[PlanItem]) -
             RequestChange(
                 request_id=request_id,
                 seq=seq,
-                zone_id=item.zone.id or 0,
+                zone_id=item.zone.id,
+                zone=item.zone.name,
                 owner=item.owner,
                 rtype=item.rtype,
                 action=item.action,

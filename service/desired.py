@@ -42,6 +42,7 @@ class DesiredState:
     stored: dict[Key, RRset]
     changed: dict[Key, Content | None] = field(default_factory=dict)
     registry: list[Zone] = field(default_factory=list)  # every registered zone
+    _owners: dict[str, set[str]] | None = field(default=None, repr=False)
 
     @classmethod
     def load(cls, session: Session, zones: Iterable[Zone], registry: Iterable[Zone] = ()) -> DesiredState:
@@ -64,12 +65,20 @@ class DesiredState:
             return self.changed[key]
         return self.stored_content(key)
 
-    def set(self, key: Key, content: Content | None) -> None:
+    def assign(self, key: Key, content: Content | None) -> None:
         self.changed[key] = content
+        self._types_by_owner().setdefault(key[0], set()).add(key[1])
 
     def types_at(self, owner: str) -> dict[str, Content]:
-        keys = {key for key in self.stored if key[0] == owner} | {key for key in self.changed if key[0] == owner}
-        return {rtype: content for (_, rtype) in keys if (content := self.get((owner, rtype))) is not None}
+        rtypes = self._types_by_owner().get(owner, set())
+        return {rtype: content for rtype in rtypes if (content := self.get((owner, rtype))) is not None}
+
+    def _types_by_owner(self) -> dict[str, set[str]]:
+        if self._owners is None:
+            self._owners = {}
+            for owner, rtype in self.stored:
+                self._owners.setdefault(owner, set()).add(rtype)
+        return self._owners
 
     def present(self) -> Iterator[tuple[Key, Content]]:
         """Every RRset that exists in the working copy."""

@@ -69,5 +69,5 @@ def _point(
     if add == (owner in values):
         return
     values = values | {owner} if add else values - {owner}
-    state.set(key, Content.of(current.ttl if current else ttl, values) if values else None)
+    state.assign(key, Content.of(current.ttl if current else ttl, values) if values else None)
     touched.setdefault(key, origin)

@@ -12,10 +12,13 @@ from db.models import RRset, RRsetStatus, Zone
 from db.schemas import RecordPage, RecordPublic
 from service.errors import InvalidRequest, NotFound, Violation
 from service.names import BadName, normalize_name, shown
+from service.rdata import SUPPORTED_TYPES
 
 
 def get_record(session: Session, *, name: str, rtype: str) -> RecordPublic:
     owner = _name("name", name, not_found=True)
+    if rtype.upper() not in SUPPORTED_TYPES:
+        raise NotFound(f"no RRset has the type {shown(rtype)}", code="rrset_not_found")
     statement = select(RRset, Zone).join(Zone, col(Zone.id) == col(RRset.zone_id))
     found = session.exec(statement.where(RRset.owner == owner, RRset.rtype == rtype.upper())).first()
     if found is None:
@@ -40,6 +43,10 @@ def list_records(
     if name is not None:
         statement = statement.where(RRset.owner == _name("name", name))
     if rtype is not None:
+        if rtype.strip().upper() not in SUPPORTED_TYPES:
+            raise InvalidRequest(
+                [Violation("type", f"{shown(rtype)} is not a type; use one of {', '.join(SUPPORTED_TYPES)}")]
+            )
         statement = statement.where(RRset.rtype == rtype.strip().upper())
     if status is not None:
         statement = statement.where(RRset.status == status)
@@ -83,8 +90,8 @@ def _encode(owner: str, rtype: str) -> str:
 def _decode(cursor: str) -> tuple[str, str]:
     try:
         owner, rtype = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        if isinstance(owner, str) and isinstance(rtype, str):
-            return owner, rtype
-    except (binascii.Error, ValueError, TypeError):
+        if isinstance(owner, str) and isinstance(rtype, str) and rtype in SUPPORTED_TYPES:
+            return normalize_name(owner, allow_underscore=True, allow_wildcard=True), rtype
+    except (binascii.Error, ValueError, TypeError):  # BadName is a ValueError
         pass
     raise InvalidRequest([Violation("cursor", "is not a cursor this API gave out; start again without one")])

@@ -11,22 +11,63 @@ from collections.abc import Callable, Sequence
 from service.desired import Content, DesiredState, Key
 from service.errors import Conflict, InvalidRequest, Violation
 from service.names import is_within
-from service.rdata import value_target
+from service.rdata import to_rdata, value_target
 from service.validation import zone_for_owner
 
 REVERSE_SUFFIXES = ("in-addr.arpa.", "ip6.arpa.")
 TARGET_TYPES = ("MX", "SRV", "NS")
 MAX_VALUES = 100
+MAX_RRSET_OCTETS = 16_000  # an RRset travels twice in an UPDATE (prerequisite and add), under 65,535
 
 
 def check(state: DesiredState, keys: Sequence[Key], *, field_of: Callable[[Key], str]) -> None:
     violations: list[Violation] = []
+    referrers = _Referrers(state)
     for key in keys:
         content = state.get(key)
         if content is not None:
             _check_rrset(state, key, content, field_of(key), violations)
+        if key[1] in ("CNAME", "A", "AAAA"):
+            _check_still_a_target(state, key, field_of(key), referrers, violations)
     if violations:
         raise InvalidRequest(violations)
+
+
+class _Referrers:
+    """Which MX, SRV and NS RRsets point at a name, built once, when first asked."""
+
+    def __init__(self, state: DesiredState) -> None:
+        self.state = state
+        self.index: dict[str, list[Key]] | None = None
+
+    def of(self, name: str) -> list[Key]:
+        if self.index is None:
+            self.index = {}
+            for key, content in self.state.present():
+                if key[1] in TARGET_TYPES:
+                    for value in content.values:
+                        if (target := value_target(key[1], value)) is not None:
+                            self.index.setdefault(target, []).append(key)
+        return self.index.get(name, [])
+
+
+def _check_still_a_target(
+    state: DesiredState, key: Key, field: str, referrers: _Referrers, violations: list[Violation]
+) -> None:
+    """A name that MX, SRV or NS records point at stays a host: no CNAME, and an address if in zone."""
+    owner, rtype = key
+    pointing = referrers.of(owner)
+    if not pointing:
+        return
+    by = f"{pointing[0][0]} {pointing[0][1]}"
+    if rtype == "CNAME" and state.get(key) is not None:
+        violations.append(
+            Violation(f"{field}type", f"{owner} is the target of {by}; it cannot be a CNAME (RFC 2181 §10.3)")
+        )
+    elif rtype in ("A", "AAAA") and not (state.get((owner, "A")) or state.get((owner, "AAAA"))):
+        zone = state.zone_of(owner)
+        if zone is not None and _needs_address_here(state, owner, zone.name):
+            violations.append(Violation(f"{field}name", f"{owner} is the target of {by}; it needs an A or AAAA record"))
 
 
 def _check_rrset(state: DesiredState, key: Key, content: Content, field: str, violations: list[Violation]) -> None:
@@ -45,6 +86,8 @@ def _check_rrset(state: DesiredState, key: Key, content: Content, field: str, vi
         )
     if len(content.values) > MAX_VALUES:
         violation("values", f"{name} would hold {len(content.values)} values; the limit is {MAX_VALUES}")
+    elif (octets := _wire_octets(owner, rtype, content)) > MAX_RRSET_OCTETS:
+        violation("values", f"{name} would take {octets} octets in DNS; one RRset may take {MAX_RRSET_OCTETS}")
     if owner.startswith("*.") and not zone.allow_wildcards:
         violation("name", f"zone {zone.name} does not allow wildcard names")
     if rtype == "CNAME":
@@ -74,7 +117,7 @@ def _check_exclusive_cname(state: DesiredState, key: Key, field: str, violations
     clash = "CNAME" if rtype != "CNAME" else sorted(others)[0]
     if state.is_untouched_stored((owner, clash)):
         raise Conflict(
-            f"{owner} already has a {clash} RRset; a CNAME cannot share its name with other data (RFC 1034 §3.6.2)",
+            f"{owner} already holds {clash} records; a CNAME cannot share its name with other data (RFC 1034 §3.6.2)",
             code="cname_conflict",
         )
     violations.append(
@@ -171,6 +214,11 @@ def _needs_address_here(state: DesiredState, target: str, zone_name: str) -> boo
 def _is_in_bailiwick_ns(rtype: str, owner: str, target: str) -> bool:
     """An NS whose server is inside the zone it delegates to needs glue (RFC 1034 §4.2.1)."""
     return rtype == "NS" and is_within(target, owner)
+
+
+def _wire_octets(owner: str, rtype: str, content: Content) -> int:
+    per_record = len(owner) + 2 + 10  # owner, type, class, TTL, length
+    return sum(per_record + len(to_rdata(rtype, value).to_wire() or b"") for value in content.values)
 
 
 def _is_service_name(owner: str, zone_name: str) -> bool:

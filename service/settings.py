@@ -51,6 +51,7 @@ class Settings(BaseSettings):
     min_backoff_ms: int = Field(default=1000, ge=1)
     max_backoff_ms: int = Field(default=300_000, ge=1)
     dns_timeout_s: float = Field(default=5.0, gt=0)
+    apply_time_limit_s: int = Field(default=900, ge=10, description="Longest one attempt at a request may take.")
 
     # Where mounted secret files live (TSIG secrets under tsig/<key name>).
     secrets_dir: Path | None = None

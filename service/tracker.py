@@ -15,7 +15,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from db.models import Request, RequestChange, RequestEvent, RequestStatus, Source, Step, Zone, utcnow
+from db.models import Request, RequestChange, RequestEvent, RequestStatus, Source, Step, utcnow
 from db.schemas import ChangePublic, RequestEventPublic, RequestPublic, RRsetContent
 from service.errors import Conflict, NotFound
 from service.payloads import storable
@@ -100,24 +100,19 @@ def describe_request(session: Session, *, request_id: str) -> RequestPublic:
         error_detail=request.error_detail,
         created_at=request.created_at,
         updated_at=request.updated_at,
-        changes=[_change_public(change, zone) for change, zone in changes_of(session, parsed)],
+        changes=[_change_public(change) for change in changes_of(session, parsed)],
         events=[RequestEventPublic.model_validate(event, from_attributes=True) for event in events_of(session, parsed)],
     )
 
 
-def changes_of(session: Session, request_id: uuid.UUID) -> list[tuple[RequestChange, Zone]]:
-    statement = (
-        select(RequestChange, Zone)
-        .join(Zone, col(Zone.id) == col(RequestChange.zone_id))
-        .where(RequestChange.request_id == request_id)
-        .order_by(col(RequestChange.seq))
-    )
-    return [(change, zone) for change, zone in session.exec(statement).all()]
+def changes_of(session: Session, request_id: uuid.UUID) -> list[RequestChange]:
+    statement = select(RequestChange).where(RequestChange.request_id == request_id).order_by(col(RequestChange.seq))
+    return list(session.exec(statement).all())
 
 
-def _change_public(change: RequestChange, zone: Zone) -> ChangePublic:
+def _change_public(change: RequestChange) -> ChangePublic:
     return ChangePublic(
-        zone=zone.name,
+        zone=change.zone,
         name=change.owner,
         type=change.rtype,
         action=change.action,  # type: ignore[arg-type]

@@ -8,9 +8,9 @@ import logging
 import dns.tsig
 from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, col, func, select
+from sqlmodel import Session, col, func, or_, select
 
-from db.models import RequestChange, RRset, Zone
+from db.models import RRset, Zone
 from db.schemas import ZoneCreate, ZonePublic, ZoneUpdate
 from service.errors import Conflict, InvalidRequest, NotFound, Violation
 from service.names import BadName, normalize_name, shown
@@ -34,6 +34,8 @@ def register_zone(session: Session, zone_in: ZoneCreate, *, update_existing: boo
     """
     zone = _validated(zone_in)
     existing = session.exec(select(Zone).where(Zone.name == zone.name)).first()
+    if existing is None:
+        _refuse_overlap(session, zone.name)
     if existing is not None:
         if not update_existing:
             raise Conflict(f"zone {zone.name} is already registered", code="zone_exists")
@@ -50,6 +52,18 @@ def register_zone(session: Session, zone_in: ZoneCreate, *, update_existing: boo
     session.refresh(zone)
     logger.info("zone %s registered, primary %s:%d", zone.name, zone.primary_host, zone.primary_port)
     return zone
+
+
+def _refuse_overlap(session: Session, name: str) -> None:
+    """A new zone inside a registered one may not take over RRsets Hostmaster manages there."""
+    inside = or_(col(RRset.owner) == name, func.right(col(RRset.owner), len(name) + 1) == "." + name)
+    held = session.exec(select(func.count()).select_from(RRset).where(inside)).one()
+    if held:
+        raise Conflict(
+            f"{held} RRsets Hostmaster manages in a parent zone lie at or below {name}; "
+            "delete them there before registering the zone",
+            code="zone_overlaps_records",
+        )
 
 
 def _validated(zone_in: ZoneCreate) -> Zone:
@@ -117,8 +131,6 @@ def delete_zone(session: Session, name: str) -> None:
     held = rrset_count(session, zone)
     if held:
         raise Conflict(f"zone {zone.name} still holds {held} RRsets; delete them first", code="zone_not_empty")
-    if session.exec(select(RequestChange).where(RequestChange.zone_id == zone.id).limit(1)).first() is not None:
-        raise Conflict(f"zone {zone.name} has a request history; it stays registered", code="zone_has_history")
     session.delete(zone)
     session.commit()
     logger.info("zone %s unregistered", zone.name)

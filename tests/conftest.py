@@ -42,7 +42,8 @@ REVERSE6_ZONE = "8.b.d.0.1.0.0.2.ip6.arpa"  # 2001:db8::/32 (RFC 3849)
 OVERRIDE_ZONE = "override.test"  # drift policy: override
 GUARD_ZONE = "guard.test"  # for the mass-change guard
 BULK_ZONE = "bulk.test"  # for large change sets
-SERVED_ZONES = (ZONE, REVERSE4_ZONE, REVERSE6_ZONE, OVERRIDE_ZONE, GUARD_ZONE, BULK_ZONE)
+GONE_ZONE = "gone.test"  # unregistered by a test
+SERVED_ZONES = (ZONE, REVERSE4_ZONE, REVERSE6_ZONE, OVERRIDE_ZONE, GUARD_ZONE, BULK_ZONE, GONE_ZONE)
 KEY = "hostmaster-key"
 STALE_KEY = "stale-key"
 WRONG_SECRET = "d3Jvbmcgc2VjcmV0IHdyb25nIHNlY3JldCB3cm9uZyE="

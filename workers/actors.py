@@ -26,7 +26,7 @@ engine = make_engine(settings.database_dsn, connect_timeout_s=settings.database_
     max_retries=settings.max_retries,
     min_backoff=settings.min_backoff_ms,
     max_backoff=settings.max_backoff_ms,
-    time_limit=int((settings.dns_timeout_s * 3 + 30) * 1000),
+    time_limit=settings.apply_time_limit_s * 1000,
 )
 def apply_request(request_id: str) -> None:
     """Make the zone's primary serve the request's RRset. Transient failures raise, so Dramatiq retries."""

@@ -87,19 +87,16 @@ def _apply_zone(engine: Engine, settings: Settings, request_id: uuid.UUID, zone_
         server = rfc2136.Server(zone.primary_host, zone.primary_port, settings.dns_timeout_s)
         wanted = [_wanted(change, rows.get((change.owner, change.rtype)), zone) for change in changes]
 
-        failures: dict[tuple[str, str], Failure] = {}
-        to_send = [item for item in wanted if not _already_applied(item, rows.get(item.key))]
-        if to_send:
-            try:
-                key = rfc2136.TsigKey(
-                    zone.tsig_key_name,
-                    zone.tsig_algorithm,
-                    tsig_secret(settings, zone.tsig_key_name).get_secret_value(),
-                )
-            except SecretUnavailable as exc:
-                failures = {item.key: Failure(exc.code, exc.detail) for item in to_send}
-            else:
-                failures = _send(zone, to_send, key, server, request_id, session)
+        try:
+            key = rfc2136.TsigKey(
+                zone.tsig_key_name,
+                zone.tsig_algorithm,
+                tsig_secret(settings, zone.tsig_key_name).get_secret_value(),
+            )
+        except SecretUnavailable as exc:
+            failures = {item.key: Failure(exc.code, exc.detail) for item in wanted}
+        else:
+            failures = _send(zone, wanted, key, server, request_id, session)
 
         served = rfc2136.served_rrsets([item.key for item in wanted if item.key not in failures], server)
         verified = 0
@@ -110,7 +107,7 @@ def _apply_zone(engine: Engine, settings: Settings, request_id: uuid.UUID, zone_
                 failure = _not_applied(item, served[item.key])
             if failure is None:
                 verified += 1
-                _settle(session, change, row, item)
+                _settle(session, change, row, item, superseded=row is not None and row.version > change.version)
             else:
                 _fail_change(session, change, row, failure)
         tracker.add_event(
@@ -145,9 +142,9 @@ def _send(
             if exc.code != "prerequisite_failed":
                 failures.update({item.key: Failure(exc.code, exc.detail) for item in batch})
                 continue
-            drifted = _find_drift(batch, server)
+            drifted, landed = classify_drift(batch, rfc2136.served_rrsets([item.key for item in batch], server))
             failures.update(drifted)
-            rest = [item for item in batch if item.key not in drifted]
+            rest = [item for item in batch if item.key not in drifted and item.key not in landed]
             if rest:
                 messages += 1
                 try:
@@ -168,22 +165,33 @@ def _send(
     return failures
 
 
-def _find_drift(batch: list[rfc2136.RRsetChange], server: rfc2136.Server) -> dict[tuple[str, str], Failure]:
-    """Which RRsets of a batch whose prerequisites failed differ on the server from what we applied."""
-    served = rfc2136.served_rrsets([item.key for item in batch], server)
-    drifted = {}
+def classify_drift(
+    batch: list[rfc2136.RRsetChange], served: dict[tuple[str, str], Any]
+) -> tuple[dict[tuple[str, str], Failure], set[tuple[str, str]]]:
+    """After a failed prerequisite: which RRsets drifted, and which already hold what we want.
+
+    An RRset that already serves the desired values landed earlier (a lost answer, an attempt
+    cut short): it is not drift and needs no resend. One that serves neither what we last
+    applied nor what we want was changed behind our back.
+    """
+    drifted: dict[tuple[str, str], Failure] = {}
+    landed: set[tuple[str, str]] = set()
     for item in batch:
+        found = served.get(item.key)
+        if rfc2136.matches(found, item.rtype, item.ttl, item.values):
+            landed.add(item.key)
+            continue
         expected = item.expected or ()
-        found = served[item.key]
-        if not rfc2136.matches(found, item.rtype, found.ttl if found else 0, expected):
-            shown = sorted(rdata.to_text() for rdata in found) if found is not None else []
-            drifted[item.key] = Failure(
-                "drift_detected",
-                f"{item.owner} {item.rtype} was changed on the server outside Hostmaster: it serves "
-                f"{shown or 'nothing'} where Hostmaster last applied {list(expected) or 'nothing'}; "
-                "nothing was overwritten (set the zone's drift_policy to override to replace it)",
-            )
-    return drifted
+        if rfc2136.matches(found, item.rtype, found.ttl if found is not None else 0, expected):
+            continue  # as we left it: this one's prerequisite held
+        shown = sorted(rdata.to_text() for rdata in found) if found is not None else []
+        drifted[item.key] = Failure(
+            "drift_detected",
+            f"{item.owner} {item.rtype} was changed on the server outside Hostmaster: it serves "
+            f"{shown or 'nothing'} where Hostmaster last applied {list(expected) or 'nothing'}; "
+            "nothing was overwritten (set the zone's drift_policy to override to replace it)",
+        )
+    return drifted, landed
 
 
 def _wanted(change: RequestChange, row: RRset | None, zone: Zone) -> rfc2136.RRsetChange:
@@ -197,13 +205,6 @@ def _wanted(change: RequestChange, row: RRset | None, zone: Zone) -> rfc2136.RRs
     return rfc2136.RRsetChange(change.owner, change.rtype, ttl, values, expected)
 
 
-def _already_applied(item: rfc2136.RRsetChange, row: RRset | None) -> bool:
-    if row is None:
-        return not item.values  # a delete already applied: the row is gone
-    applied = row.applied or {}
-    return row.status == RRsetStatus.active and applied == {"ttl": item.ttl, "values": list(item.values)}
-
-
 def _not_applied(item: rfc2136.RRsetChange, served: Any) -> Failure:
     shown = sorted(rdata.to_text() for rdata in served) if served is not None else []
     return Failure(
@@ -213,8 +214,11 @@ def _not_applied(item: rfc2136.RRsetChange, served: Any) -> Failure:
     )
 
 
-def _settle(session: Session, change: RequestChange, row: RRset | None, item: rfc2136.RRsetChange) -> None:
-    change.status = ChangeStatus.succeeded
+def _settle(
+    session: Session, change: RequestChange, row: RRset | None, item: rfc2136.RRsetChange, *, superseded: bool
+) -> None:
+    """The RRset serves its desired state: record it as applied (a deleted one's row goes)."""
+    change.status = ChangeStatus.superseded if superseded else ChangeStatus.succeeded
     session.add(change)
     if row is None:
         return
@@ -242,7 +246,7 @@ def _finish(engine: Engine, request_id: uuid.UUID, attempt: Attempt) -> None:
     with Session(engine) as session:
         request = tracker.get_request(session, request_id, for_update=True)
         changes = list(session.exec(select(RequestChange).where(RequestChange.request_id == request_id)).all())
-        failed = [change for change in changes if change.status == ChangeStatus.failed]
+        failed = [change for change in changes if change.status == ChangeStatus.failed]  # superseded is done
         if not failed:
             tracker.set_status(session, request, RequestStatus.succeeded)
             request.error_code = request.error_detail = None

@@ -110,7 +110,13 @@ def update_message(zone: str, changes: Sequence[RRsetChange], key: TsigKey) -> d
                 update.present(name, dns.rdataset.from_rdata_list(0, rdatas))
             else:
                 update.absent(name, rdtype)
-        update.delete(name, rdtype)
+    # Every delete before any add: a CNAME that replaces an A at the same name in one change
+    # set must not be added while the A is still there (BIND ignores it, RFC 2136 §3.4.2.2).
+    for change in changes:
+        update.delete(dns.name.from_text(change.owner), dns.rdatatype.from_text(change.rtype))
+    for change in changes:
+        name = dns.name.from_text(change.owner)
+        rdtype = dns.rdatatype.from_text(change.rtype)
         if change.values:
             rrset = dns.rrset.RRset(name, dns.rdataclass.IN, rdtype)
             for value in change.values:
@@ -127,16 +133,19 @@ def replace_rrset_update(
 
 
 def batches(changes: Sequence[RRsetChange]) -> list[list[RRsetChange]]:
-    """As few UPDATEs as fit the message size: consecutive changes, each batch under the limit."""
+    """As few UPDATEs as fit the message size; the RRsets of one owner always travel together."""
+    by_owner: dict[str, list[RRsetChange]] = {}
+    for change in changes:
+        by_owner.setdefault(change.owner, []).append(change)
     result: list[list[RRsetChange]] = []
     current: list[RRsetChange] = []
     size = 0
-    for change in changes:
-        octets = _estimate_octets(change)
-        if current and (size + octets > MAX_UPDATE_OCTETS or len(current) >= MAX_RRSETS_PER_UPDATE):
+    for group in by_owner.values():
+        octets = sum(_estimate_octets(change) for change in group)
+        if current and (size + octets > MAX_UPDATE_OCTETS or len(current) + len(group) > MAX_RRSETS_PER_UPDATE):
             result.append(current)
             current, size = [], 0
-        current.append(change)
+        current.extend(group)
         size += octets
     if current:
         result.append(current)
@@ -155,6 +164,8 @@ def send_update(update: dns.update.UpdateMessage, server: Server) -> dns.rcode.R
     """Send over TCP and return the rcode (NOERROR); raise our errors for anything else."""
     try:
         response = dns.query.tcp(update, _address(server), port=server.port, timeout=server.timeout_s)
+    except dns.exception.TooBig as exc:
+        raise PermanentDnsError("the update does not fit in one DNS message", code="too_big") from exc
     except dns.tsig.PeerBadKey as exc:
         raise PermanentDnsError(
             "the server does not know our TSIG key (BADKEY): the key name differs from the server's",
@@ -228,8 +239,9 @@ def _ask(sock: socket.socket, owner: str, rtype: str, address: str, server: Serv
         raise TransientDnsError(f"verification query answered {dns.rcode.to_text(response.rcode())}", code="servfail")
     name = dns.name.from_text(owner)
     rdtype = dns.rdatatype.from_text(rtype)
-    # A delegation's NS RRset comes back as a referral, in the authority section.
-    for rrset in (*response.answer, *response.authority):
+    # A delegation's NS RRset comes back as a referral, in the authority section, and the
+    # glue below it in the additional section.
+    for rrset in (*response.answer, *response.authority, *response.additional):
         if rrset.name == name and rrset.rdtype == rdtype:
             return rrset
     return None

@@ -17,7 +17,7 @@ from tests.conftest import KEY, Bind
 def served_at(host: str, port: int, name: str, rtype: str) -> dns.rrset.RRset | None:
     query = dns.message.make_query(name, rtype)
     response = dns.query.tcp(query, host, port=port, timeout=5)
-    for rrset in (*response.answer, *response.authority):  # a delegation's NS is a referral
+    for rrset in (*response.answer, *response.authority, *response.additional):  # referral and glue
         if rrset.rdtype == dns.rdatatype.from_text(rtype) and rrset.name == dns.name.from_text(name):
             return rrset
     return None

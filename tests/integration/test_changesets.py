@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import BULK_ZONE, GUARD_ZONE, ZONE, Bind, unique_label, wait_for_terminal
+from tests.conftest import BULK_ZONE, GONE_ZONE, GUARD_ZONE, ZONE, Bind, unique_label, wait_for_terminal
 from tests.integration.dns_helpers import served, served_at, texts
 
 pytestmark = pytest.mark.integration
@@ -221,8 +221,9 @@ def test_the_zone_registry_updates_policy_and_refuses_to_drop_a_zone_with_record
     assert stack.patch(f"/api/v1/zones/{GUARD_ZONE}", json={"min_ttl": 90000}).status_code == 422
     assert stack.patch(f"/api/v1/zones/{GUARD_ZONE}", json={"drift_policy": None}).status_code == 422
 
-    held = stack.delete(f"/api/v1/zones/{GUARD_ZONE}")
+    held = stack.delete(f"/api/v1/zones/{ZONE}")
     assert held.status_code == 409
+    assert held.json()["code"] == "zone_not_empty"
 
     empty = f"{unique_label('empty')}.test"
     assert (
@@ -232,3 +233,85 @@ def test_the_zone_registry_updates_policy_and_refuses_to_drop_a_zone_with_record
     assert stack.get(f"/api/v1/zones/{empty}").json()["rrsets"] == 0
     assert stack.delete(f"/api/v1/zones/{empty}").status_code == 204
     assert stack.get(f"/api/v1/zones/{empty}").status_code == 404
+
+
+def test_a_cname_replaces_an_a_record_in_one_change_set(stack: httpx.Client, bind: Bind) -> None:
+    name = f"{unique_label('swap')}.{ZONE}"
+    first = post_changes(
+        stack, ZONE, {"changes": [{"op": "create", "name": name, "type": "A", "values": ["192.0.2.60"]}]}
+    )
+    assert wait_for_terminal(stack, first.json()["request_id"])["status"] == "succeeded"
+
+    swap = post_changes(
+        stack,
+        ZONE,
+        {
+            "changes": [
+                {"op": "create", "name": name, "type": "CNAME", "values": [f"target.{ZONE}"]},
+                {"op": "delete", "name": name, "type": "A"},
+            ]
+        },
+    )
+
+    assert swap.status_code == 202, swap.text
+    final = wait_for_terminal(stack, swap.json()["request_id"])
+    assert final["status"] == "succeeded", final["error_detail"]
+    assert texts(served(bind, name, "CNAME")) == [f"target.{ZONE}."]
+    assert served(bind, name, "A") is None
+
+
+def test_a_delegation_with_in_zone_servers_and_their_glue_is_served(stack: httpx.Client, bind: Bind) -> None:
+    child = f"{unique_label('child')}.{ZONE}"
+    answer = post_changes(
+        stack,
+        ZONE,
+        {
+            "changes": [
+                {"op": "create", "name": child, "type": "NS", "values": [f"ns1.{child}", "ns.example.net"]},
+                {"op": "create", "name": f"ns1.{child}", "type": "A", "values": ["192.0.2.53"]},
+            ]
+        },
+    )
+
+    assert answer.status_code == 202, answer.text
+    final = wait_for_terminal(stack, answer.json()["request_id"])
+    assert final["status"] == "succeeded", final["error_detail"]
+    assert texts(served(bind, child, "NS")) == ["ns.example.net.", f"ns1.{child}."]
+    assert texts(served(bind, f"ns1.{child}", "A")) == ["192.0.2.53"]
+
+    inside = post_changes(
+        stack, ZONE, {"changes": [{"op": "create", "name": f"www.{child}", "type": "A", "values": ["192.0.2.54"]}]}
+    )
+    assert inside.status_code == 422
+    assert "inside the delegation" in inside.json()["violations"][0]["message"]
+
+
+def test_a_zone_that_would_take_over_managed_records_cannot_be_registered(stack: httpx.Client) -> None:
+    child = f"{unique_label('over')}.{ZONE}"
+    made = post_changes(
+        stack, ZONE, {"changes": [{"op": "create", "name": f"www.{child}", "type": "TXT", "values": ["x"]}]}
+    )
+    assert wait_for_terminal(stack, made.json()["request_id"])["status"] == "succeeded"
+
+    answer = stack.post("/api/v1/zones", json={"name": child, "primary_host": "127.0.0.1", "tsig_key_name": "k"})
+
+    assert answer.status_code == 409
+    assert answer.json()["code"] == "zone_overlaps_records"
+
+
+def test_an_emptied_zone_can_be_unregistered_and_its_history_stays(stack: httpx.Client) -> None:
+    """A zone with a past: once empty it may go, and its requests still name it."""
+    name = f"www.{GONE_ZONE}"
+    made = post_changes(stack, GONE_ZONE, {"changes": [{"op": "create", "name": name, "type": "TXT", "values": ["x"]}]})
+    assert wait_for_terminal(stack, made.json()["request_id"])["status"] == "succeeded"
+    assert stack.delete(f"/api/v1/zones/{GONE_ZONE}").status_code == 409
+    gone = post_changes(stack, GONE_ZONE, {"changes": [{"op": "delete", "name": name, "type": "TXT"}]})
+    assert wait_for_terminal(stack, gone.json()["request_id"])["status"] == "succeeded"
+
+    assert stack.delete(f"/api/v1/zones/{GONE_ZONE}").status_code == 204
+
+    assert stack.get(f"/api/v1/zones/{GONE_ZONE}").status_code == 404
+    history = stack.get(f"/api/v1/requests/{made.json()['request_id']}").json()
+    assert [(change["zone"], change["name"], change["action"]) for change in history["changes"]] == [
+        (f"{GONE_ZONE}.", f"{name}.", "create")
+    ]

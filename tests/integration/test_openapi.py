@@ -59,3 +59,14 @@ def test_the_change_set_body_has_an_example(stack: httpx.Client) -> None:
         "add",
         "remove",
     ]
+
+
+def test_the_answers_a_client_reads_have_examples(stack: httpx.Client) -> None:
+    components = stack.get("/openapi.json").json()["components"]["schemas"]
+
+    for model in ("RecordPublic", "RequestAccepted", "RequestPublic", "Plan", "ZoneCreate", "Problem"):
+        schema = components[model]
+        has_example = bool(schema.get("examples")) or all(
+            "examples" in field for name, field in schema["properties"].items() if name not in ("request_id",)
+        )
+        assert has_example, f"{model} shows no example"

@@ -59,7 +59,7 @@ def test_each_type_is_served_exactly_as_the_api_returns_it(
 ) -> None:
     label = unique_label(rtype.lower())
     zone = ZONE if rtype != "MX" else f"{label}.{ZONE}"  # an MX at a name of its own
-    name = owner.format(label=label, zone=zone, octet=int(label[-4:], 16) % 250 + 1)
+    name = owner.format(label=label, zone=zone, octet=int(label[-4:], 16) % 99 + 1)  # 1-99: not the PTR test's
 
     succeeded(stack, stack.post("/api/v1/records", json={"name": name, "type": rtype, "values": values, "ttl": 600}))
 

@@ -149,8 +149,8 @@ IP1, IP2, IP3 = "192.0.2.1", "192.0.2.2", "192.0.2.3"
         pytest.param(
             [rrset(WWW, "A", [IP1], status=RRsetStatus.pending)],
             [change("add", "www.example.test", "A", [IP1])],
-            [],
-            id="unchanged-pending-rrset-plans-nothing",
+            [(WWW, "A", "update", content(3600, IP1), content(3600, IP1))],
+            id="unchanged-pending-rrset-is-queued-again-not-reported-done",
         ),
         pytest.param(
             [rrset(WWW, "A", [IP1], status=RRsetStatus.error)],

@@ -169,6 +169,21 @@ def test_the_rules_accept_a_change_outside_the_v2_scope_through_v1() -> None:
             id="a-inside-a-stored-delegation",
         ),
         pytest.param(
+            [rrset("example.test.", "MX", ["10 mail.example.test."]), rrset("mail.example.test.", "A", [IP1])],
+            [
+                change("delete", "mail.example.test", "A"),
+                change("create", "mail.example.test", "CNAME", ["elsewhere.example.net"]),
+            ],
+            [("changes[0].name", "needs an A or AAAA"), ("changes[1].type", "cannot be a CNAME")],
+            id="a-stored-mx-target-cannot-become-a-cname",
+        ),
+        pytest.param(
+            [rrset("example.test.", "MX", ["10 mail.example.test."]), rrset("mail.example.test.", "A", [IP1])],
+            [change("delete", "mail.example.test", "A")],
+            [("changes[0].name", "needs an A or AAAA")],
+            id="the-address-of-a-stored-mx-target-cannot-go",
+        ),
+        pytest.param(
             [rrset(DELEG, "NS", ["ns1.other.test."])],
             [change("create", "deleg.example.test", "TXT", ["beside the cut"])],
             [("changes[0].name", "holds only NS and DS")],
@@ -219,7 +234,7 @@ def test_the_rules_accept_a_change_outside_the_v2_scope_through_v1() -> None:
                 change("create", "alias.example.test", "CNAME", ["ns.example.net"]),
                 change("create", "deleg.example.test", "NS", ["alias.example.test"]),
             ],
-            [("changes[1].values", "is a CNAME")],
+            [("changes[0].type", "cannot be a CNAME"), ("changes[1].values", "is a CNAME")],
             id="ns-target-is-a-cname-of-the-same-set",
         ),
         pytest.param(
@@ -326,7 +341,7 @@ def test_a_cname_beside_untouched_stored_data_is_a_409_cname_conflict(
         plan_v2(state(*stored), sent)
 
     assert error.value.code == "cname_conflict"
-    assert f"already has a {clash} RRset" in error.value.detail
+    assert f"already holds {clash} records" in error.value.detail
 
 
 def test_a_cname_conflict_in_v1_is_a_409_too() -> None:

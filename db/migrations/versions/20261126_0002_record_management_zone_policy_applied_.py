@@ -25,7 +25,8 @@ def upgrade() -> None:
         sa.Column("id", sa.BigInteger(), nullable=False),
         sa.Column("request_id", sa.Uuid(), nullable=False),
         sa.Column("seq", sa.Integer(), nullable=False),
-        sa.Column("zone_id", sa.Integer(), nullable=False),
+        sa.Column("zone_id", sa.Integer(), nullable=True),
+        sa.Column("zone", sqlmodel.sql.sqltypes.AutoString(length=255), nullable=False),
         sa.Column("owner", sqlmodel.sql.sqltypes.AutoString(length=255), nullable=False),
         sa.Column("rtype", sqlmodel.sql.sqltypes.AutoString(length=10), nullable=False),
         sa.Column("action", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
@@ -39,25 +40,26 @@ def upgrade() -> None:
             ["request_id"],
             ["request.id"],
         ),
-        sa.ForeignKeyConstraint(
-            ["zone_id"],
-            ["zone.id"],
-        ),
+        sa.ForeignKeyConstraint(["zone_id"], ["zone.id"], ondelete="SET NULL"),
         sa.PrimaryKeyConstraint("id"),
     )
+    op.create_index(op.f("ix_request_change_zone_id"), "request_change", ["zone_id"], unique=False)
     op.create_index(op.f("ix_request_change_request_id"), "request_change", ["request_id"], unique=False)
     # Each earlier request changed one RRset, named by request.rrset_id: keep that as its change.
     op.execute(
         """
-        INSERT INTO request_change (request_id, seq, zone_id, owner, rtype, action, after, version, status)
-        SELECT r.id, 0, s.zone_id, s.owner, s.rtype, 'create',
+        INSERT INTO request_change (request_id, seq, zone_id, zone, owner, rtype, action, after, version, status)
+        SELECT r.id, 0, s.zone_id, z.name, s.owner, s.rtype, 'create',
                jsonb_build_object('ttl', s.ttl, 'values', s.values), s.version,
                CASE r.status WHEN 'succeeded' THEN 'succeeded' WHEN 'failed' THEN 'failed' ELSE 'pending' END
-        FROM request r JOIN rrset s ON s.id = r.rrset_id
+        FROM request r JOIN rrset s ON s.id = r.rrset_id JOIN zone z ON z.id = s.zone_id
         """
     )
     op.drop_constraint(op.f("request_rrset_id_fkey"), "request", type_="foreignkey")
     op.drop_column("request", "rrset_id")
+    # A zone may be unregistered once empty; the requests that touched it keep their history.
+    op.drop_constraint("request_zone_id_fkey", "request", type_="foreignkey")
+    op.create_foreign_key("request_zone_id_fkey", "request", "zone", ["zone_id"], ["id"], ondelete="SET NULL")
     op.add_column("rrset", sa.Column("ptr", sa.Boolean(), server_default=sa.text("false"), nullable=False))
     op.add_column("rrset", sa.Column("applied", postgresql.JSONB(astext_type=sa.Text()), nullable=True))
     # What is active was proven served: that is the state drift checks start from.
@@ -75,8 +77,11 @@ def downgrade() -> None:
     op.drop_column("zone", "allow_wildcards")
     op.drop_column("rrset", "applied")
     op.drop_column("rrset", "ptr")
+    op.drop_constraint("request_zone_id_fkey", "request", type_="foreignkey")
+    op.create_foreign_key("request_zone_id_fkey", "request", "zone", ["zone_id"], ["id"])
     op.add_column("request", sa.Column("rrset_id", sa.INTEGER(), autoincrement=False, nullable=True))
     op.create_foreign_key(op.f("request_rrset_id_fkey"), "request", "rrset", ["rrset_id"], ["id"])
     op.drop_index(op.f("ix_request_change_request_id"), table_name="request_change")
+    op.drop_index(op.f("ix_request_change_zone_id"), table_name="request_change")
     op.drop_table("request_change")
     # ### end Alembic commands ###
