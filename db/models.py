@@ -162,6 +162,7 @@ class RequestEvent(SQLModel, table=True):
     at: datetime = Field(default_factory=utcnow, sa_type=sa.DateTime(timezone=True))
     step: str = Field(max_length=32)
     component: str = Field(max_length=16)
+    client: str | None = Field(default=None, max_length=64)
     detail: dict[str, Any] = Field(default_factory=dict, sa_type=JSONB)
 
 
@@ -187,3 +188,29 @@ class RequestChange(SQLModel, table=True):
     status: str = Field(default=ChangeStatus.pending, max_length=16)
     error_code: str | None = Field(default=None, max_length=64)
     error_detail: str | None = Field(default=None)
+
+
+class Scope(StrEnum):
+    read = "read"  # see RRsets and requests in granted zones
+    write = "write"  # change RRsets in granted zones
+    admin = "admin"  # everything: zones, clients, every request
+
+
+class ApiClient(SQLModel, table=True):
+    """Someone who calls the API: a name, a hashed key, scopes and the zones granted.
+
+    ``zones`` holds grants: ``example.test.`` for that zone only, ``*.example.test.`` for it and
+    every zone below it, ``*`` for all zones.
+    """
+
+    __tablename__ = "api_client"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=64, unique=True)
+    key_id: str = Field(max_length=32, unique=True)  # the public part of the key, to find it
+    key_hash: str = Field(max_length=128)  # HMAC-SHA256 of the whole key with the pepper
+    scopes: list[str] = Field(default_factory=list, sa_type=JSONB)
+    zones: list[str] = Field(default_factory=list, sa_type=JSONB)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=sa.DateTime(timezone=True))
+    rotated_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
+    revoked_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))

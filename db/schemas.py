@@ -340,3 +340,27 @@ class Problem(SQLModel):
     code: str = Field(description="Stable, machine-readable reason.", schema_extra={"examples": ["invalid"]})
     request_id: uuid.UUID | None
     violations: list[ViolationPublic] | None = Field(default=None, description="For 422: every bad field.")
+
+
+class ClientCreate(_Strict):
+    name: str = Field(max_length=64, schema_extra={"examples": ["team-web"]})
+    scopes: list[str] = Field(description="read, write and/or admin.", schema_extra={"examples": [["read", "write"]]})
+    zones: list[str] = Field(
+        default_factory=list,
+        description="`example.test` (that zone), `*.example.test` (it and every zone below), `*` (all).",
+        schema_extra={"examples": [["*.example.test"]]},
+    )
+
+
+class ClientPublic(SQLModel):
+    name: str
+    key_id: str = Field(description="The public part of the key, to tell keys apart in logs.")
+    scopes: list[str]
+    zones: list[str]
+    created_at: datetime
+    rotated_at: datetime | None
+    revoked_at: datetime | None
+
+
+class ClientWithKey(ClientPublic):
+    key: str = Field(description="The API key. It is shown once: store it now.")

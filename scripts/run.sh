@@ -46,6 +46,8 @@ ensure_python_env
 "$ROOT/scripts/bind.sh" start "$BIND_DIR" "$BIND_PORT" "$DEMO_ZONE:$DEMO_KEY"
 mkdir -p "$RUN_DIR/secrets/tsig"
 cp "$BIND_DIR/secrets/tsig/$DEMO_KEY" "$RUN_DIR/secrets/tsig/$DEMO_KEY"
+# The pepper of API key hashes: made once, kept, so keys stay valid across runs.
+[ -s "$RUN_DIR/secrets/hostmaster_api_pepper" ] || (umask 077 && head -c 32 /dev/urandom | base64 >"$RUN_DIR/secrets/hostmaster_api_pepper")
 
 ensure_database "$DB_NAME"
 export HOSTMASTER_DATABASE_URL=${HOSTMASTER_DATABASE_URL:-postgresql+psycopg2://postgres@$PG_HOST:$PG_PORT/$DB_NAME}
@@ -53,6 +55,7 @@ export HOSTMASTER_SECRETS_DIR=${HOSTMASTER_SECRETS_DIR:-$RUN_DIR/secrets}
 cd "$ROOT"
 uv run --frozen alembic upgrade head
 uv run --frozen hostmaster zone add "$DEMO_ZONE" --primary "127.0.0.1:$BIND_PORT" --key "$DEMO_KEY" --update
+ADMIN_KEY=$(uv run --frozen hostmaster clients create dev-admin --scope admin --zone '*' --rotate-if-exists 2>/dev/null)
 
 uv run --frozen hostmaster run api --host "$API_HOST" --port "$API_PORT" &
 pids+=($!)
@@ -66,9 +69,13 @@ cat >&2 <<TXT
     API docs      http://$API_HOST:$API_PORT/docs
     RabbitMQ UI   http://127.0.0.1:15672  (guest / guest)
     BIND 9        127.0.0.1:$BIND_PORT, zone $DEMO_ZONE
+    Admin key     $ADMIN_KEY
+                  (client dev-admin, development only; a new one on every start)
 
   Try:
-    curl -s -X POST http://$API_HOST:$API_PORT/api/v1/records -H 'Content-Type: application/json' \\
+    export HOSTMASTER_KEY=$ADMIN_KEY
+    curl -s -X POST http://$API_HOST:$API_PORT/api/v1/records -H "Authorization: Bearer \$HOSTMASTER_KEY" \\
+         -H 'Content-Type: application/json' \\
          -d '{"name": "www.$DEMO_ZONE", "type": "A", "values": ["192.0.2.10"], "ttl": 300}'
     dig @127.0.0.1 -p $BIND_PORT www.$DEMO_ZONE A +short
 

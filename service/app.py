@@ -6,12 +6,15 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
 from db.engine import make_engine
-from service.api import changesets, health, problems, records, zones
+from service.api import changesets, clients, health, problems, records, zones
 from service.api.common import install_body_schemas
+from service.api.headers import SecurityHeadersMiddleware
 from service.api.middleware import RequestIdMiddleware
 from service.dispatch import Dispatcher, make_broker
+from service.ratelimit import TokenBuckets
 from service.settings import Settings, get_settings
 
 
@@ -25,6 +28,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.settings = settings
         app.state.engine = engine
         app.state.dispatcher = Dispatcher(broker, settings.queue_name)
+        app.state.rate_limits = TokenBuckets(settings.rate_limit_per_s, settings.rate_limit_burst)
         try:
             yield
         finally:
@@ -36,7 +40,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         description="DNS provisioning: ask for records, follow each request to the answer DNS serves.",
         lifespan=lifespan,
+        docs_url="/docs" if settings.serve_docs else None,
+        redoc_url=None,
+        openapi_url="/openapi.json" if settings.serve_docs else None,
     )
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
+            expose_headers=["X-Request-ID", "Location", "Retry-After"],
+        )
+    app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(RequestIdMiddleware)
     problems.install(app)
     install_body_schemas(app)
@@ -44,6 +60,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(records.router)
     app.include_router(changesets.router)
     app.include_router(zones.router)
+    app.include_router(clients.router)
     return app
 
 

@@ -16,9 +16,10 @@ from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session, col, select
 
-from db.models import MAX_TTL, ChangeAction, RequestChange, RRset, RRsetStatus, Zone, utcnow
+from db.models import MAX_TTL, ChangeAction, RequestChange, RRset, RRsetStatus, Scope, Zone, utcnow
 from db.schemas import ChangeIn, PlannedChange
 from service import ptr, rules
+from service.clients import Principal
 from service.desired import Content, DesiredState, Key
 from service.errors import Conflict, InvalidRequest, NotFound, Violation
 from service.names import UNDERSCORE_OWNER_TYPES, BadName, normalize_name, shown
@@ -72,14 +73,17 @@ def plan(
     field_of: Callable[[int], str],
     force: bool,
     single: bool = False,
+    principal: Principal | None = None,
 ) -> list[PlanItem]:
-    """What ``changes`` would do, or InvalidRequest/Conflict/NotFound saying why not.
+    """What ``changes`` would do, or InvalidRequest/Conflict/NotFound/Forbidden saying why not.
 
     ``scope``: the zone of a v2 change set (every owner must be in it); ``single``: a v1
     call, where a missing RRset is a 404 and an existing one a 409.
     """
     zones = list(session.exec(select(Zone)).all())
     operations = parse(changes, zones, scope, field_of)
+    if principal is not None:
+        principal.require(Scope.write, {op.zone.name for op in operations})
     touched_zones = {op.zone.id: op.zone for op in operations}
     for op in operations:  # the zones of MX, SRV and NS targets, to tell CNAMEs and addresses there
         if op.rtype in rules.TARGET_TYPES:
@@ -90,7 +94,10 @@ def plan(
     if any(op.rtype in ("A", "AAAA") for op in operations):
         touched_zones.update({zone.id: zone for zone in ptr.reverse_zones(zones)})
     state = DesiredState.load(session, touched_zones.values(), registry=zones)
-    return plan_operations(operations, state, field_of=field_of, force=force, single=single)
+    items = plan_operations(operations, state, field_of=field_of, force=force, single=single)
+    if principal is not None:  # automatic PTRs touch reverse zones the client must hold too
+        principal.require(Scope.write, {item.zone.name for item in items})
+    return items
 
 
 def plan_operations(

@@ -17,9 +17,10 @@ from pydantic import ValidationError
 from sqlmodel import Session
 
 from db.engine import make_engine
-from db.schemas import ZoneCreate
-from service import zones
-from service.errors import HostmasterError, InvalidRequest, Violation
+from db.models import ApiClient
+from db.schemas import ClientPublic, ZoneCreate
+from service import clients, zones
+from service.errors import HostmasterError, InvalidRequest, NotFound, Violation
 from service.logs import configure_logging, uvicorn_log_config
 from service.names import shown
 from service.settings import SettingsError, get_settings
@@ -91,6 +92,50 @@ def _host_port(text: str) -> tuple[str, int]:
     return host, int(port or 53)
 
 
+def _client_create(session: Session, args: argparse.Namespace) -> int:
+    settings = get_settings()
+    if args.rotate_if_exists:
+        try:
+            clients.get_client(session, args.name)
+        except NotFound:
+            pass
+        else:
+            return _client_rotate(session, args)
+    client, key = clients.create_client(
+        session, name=args.name, scopes=args.scope, zones=args.zone or [], pepper=settings.pepper
+    )
+    _print_key(client, key)
+    return 0
+
+
+def _client_rotate(session: Session, args: argparse.Namespace) -> int:
+    client, key = clients.rotate_key(session, name=args.name, pepper=get_settings().pepper)
+    _print_key(client, key)
+    return 0
+
+
+def _client_revoke(session: Session, args: argparse.Namespace) -> int:
+    client = clients.revoke(session, name=args.name)
+    print(f"client {client.name} revoked")
+    return 0
+
+
+def _client_list(session: Session, args: argparse.Namespace) -> int:
+    for client in clients.list_clients(session):
+        shown_client = ClientPublic.model_validate(client, from_attributes=True)
+        print(json.dumps(shown_client.model_dump(mode="json")))
+    return 0
+
+
+def _print_key(client: ApiClient, key: str) -> None:
+    """The key on stdout alone (for scripts); what it is on stderr."""
+    grants = ", ".join(client.zones) or "none"
+    print(
+        f"client {client.name} ({', '.join(client.scopes)}; zones {grants}); its key, shown only now:", file=sys.stderr
+    )
+    print(key)
+
+
 def _zone_list(session: Session, args: argparse.Namespace) -> int:
     for zone in zones.list_zones(session):
         print(json.dumps(zone.model_dump(mode="json")))
@@ -134,6 +179,22 @@ def _parser() -> argparse.ArgumentParser:
     )
     add.set_defaults(handler=_zone_add)
     zone.add_parser("list", help="list registered zones as JSON lines").set_defaults(handler=_zone_list)
+
+    client = commands.add_parser("clients", help="API clients").add_subparsers(dest="action", required=True)
+    create = client.add_parser("create", help="create a client and print its key once")
+    create.add_argument("name")
+    create.add_argument("--scope", action="append", required=True, choices=["read", "write", "admin"])
+    create.add_argument("--zone", action="append", help="zone granted: NAME, *.NAME (subtree) or * (all)")
+    create.add_argument("--rotate-if-exists", action="store_true", help="give an existing client a new key instead")
+    create.set_defaults(handler=_client_create)
+    for action, handler, text in (
+        ("rotate", _client_rotate, "a new key"),
+        ("revoke", _client_revoke, "revoke the key"),
+    ):
+        sub = client.add_parser(action, help=text)
+        sub.add_argument("name")
+        sub.set_defaults(handler=handler)
+    client.add_parser("list", help="list clients as JSON lines (never a key)").set_defaults(handler=_client_list)
 
     run = commands.add_parser("run", help="run a process in the foreground")
     run.add_argument("process", choices=["api", "worker"])

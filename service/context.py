@@ -12,6 +12,12 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
+client_var: ContextVar[str | None] = ContextVar("client", default=None)
+
+
+def current_client() -> str | None:
+    """The name of the API client the work is done for (recorded on every tracker event)."""
+    return client_var.get()
 
 
 def current_request_id() -> str | None:

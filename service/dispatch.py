@@ -14,6 +14,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import dramatiq
 from dramatiq.brokers.rabbitmq import RabbitmqBroker
 
+from service.context import current_client
 from service.errors import DependencyUnavailable
 from service.settings import Settings
 
@@ -56,7 +57,7 @@ class Dispatcher:
             actor_name=APPLY_ACTOR,
             args=(str(request_id),),
             kwargs={},
-            options={"request_id": str(request_id)},
+            options={"request_id": str(request_id), "client": current_client()},
         )
         try:
             self.broker.enqueue(message)

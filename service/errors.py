@@ -4,6 +4,9 @@
     ├── RequestRejected            the client can fix it: 4xx, nothing changed
     │   ├── InvalidRequest         422, lists every violation with its field
     │   ├── NotFound               404
+    │   ├── Unauthorized           401: no key, or not a key we know
+    │   ├── Forbidden              403: the key may not do this, or not in this zone
+    │   ├── RateLimited            429, with Retry-After
     │   ├── Conflict               409, names what it conflicts with
     │   └── PayloadTooLarge        413, the body passes the size limit
     ├── DependencyUnavailable      503: database or broker cannot be reached
@@ -59,6 +62,22 @@ class NotFound(RequestRejected):
 
 class Conflict(RequestRejected):
     code = "conflict"
+
+
+class Unauthorized(RequestRejected):
+    code = "unauthorized"
+
+
+class Forbidden(RequestRejected):
+    code = "forbidden"
+
+
+class RateLimited(RequestRejected):
+    code = "rate_limited"
+
+    def __init__(self, detail: str, *, retry_after_s: int) -> None:
+        super().__init__(detail)
+        self.retry_after_s = retry_after_s
 
 
 class PayloadTooLarge(RequestRejected):

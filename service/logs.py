@@ -14,7 +14,7 @@ from typing import Any
 
 from pythonjsonlogger.json import JsonFormatter
 
-from service.context import current_request_id
+from service.context import current_client, current_request_id
 
 
 class ContextFilter(logging.Filter):
@@ -29,6 +29,8 @@ class ContextFilter(logging.Filter):
         record.__dict__.pop("color_message", None)  # uvicorn's ANSI-coloured duplicate of the message
         if getattr(record, "request_id", None) is None:
             record.request_id = current_request_id()
+        if getattr(record, "client", None) is None:
+            record.client = current_client()
         return True
 
 
@@ -39,7 +41,7 @@ class _Formatter(JsonFormatter):
 
 def json_formatter() -> JsonFormatter:
     return _Formatter(
-        "{asctime}{levelname}{component}{name}{message}{request_id}",
+        "{asctime}{levelname}{component}{name}{message}{request_id}{client}",
         style="{",
         rename_fields={"asctime": "timestamp", "levelname": "level", "name": "logger"},
         json_ensure_ascii=False,

@@ -17,9 +17,10 @@ from pydantic import ValidationError
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from db.models import Request, RequestStatus, Step
+from db.models import Request, RequestStatus, Scope, Step
 from db.schemas import ChangeIn, ChangeSetIn, PlannedChange, RecordCreate, RecordReplace
 from service import changes, tracker, zones
+from service.clients import Principal
 from service.dispatch import Dispatcher
 from service.errors import DependencyUnavailable, InvalidRequest, RequestRejected, Violation
 from service.payloads import parse_json_body, unparsed
@@ -96,6 +97,7 @@ def submit(
     operation: str,
     max_changes: int,
     target: dict[str, str] | None = None,
+    principal: Principal | None = None,
 ) -> Outcome:
     """Plan the write ``body`` asks for and, unless it is a dry run, commit and queue it."""
     payload: Any = None
@@ -113,18 +115,25 @@ def submit(
         early_error = exc
     if early_error is None and asked.dry_run:
         with Session(engine) as session:
-            return Outcome(None, [item.public() for item in _plan(session, asked)])
+            return Outcome(None, [item.public() for item in _plan(session, asked, principal)])
 
     stored = _storable_payload(payload, body)
     if target:
         stored = {**stored, "target": target}
-    tracker.open_request(engine, request_id=request_id, operation=operation, payload=stored, component=COMPONENT)
+    tracker.open_request(
+        engine,
+        request_id=request_id,
+        operation=operation,
+        payload=stored,
+        component=COMPONENT,
+        client=principal.name if principal else None,
+    )
     with Session(engine) as session:
         request = tracker.get_request(session, request_id)
         try:
             if early_error is not None:
                 raise early_error
-            items = _plan(session, asked)
+            items = _plan(session, asked, principal)
             planned = [item.public() for item in items]
             changes.commit(session, request_id, items)
         except RequestRejected as exc:
@@ -157,10 +166,18 @@ def _storable_payload(payload: Any, body: bytes | None) -> dict[str, Any]:
     return payload if isinstance(payload, dict) else {"body": payload}
 
 
-def _plan(session: Session, asked: ChangeRequest) -> list[changes.PlanItem]:
+def _plan(session: Session, asked: ChangeRequest, principal: Principal | None) -> list[changes.PlanItem]:
     scope = zones.get_zone(session, asked.zone) if asked.zone is not None else None
+    if scope is not None and principal is not None:
+        principal.require(Scope.write, [scope.name])
     return changes.plan(
-        session, asked.changes, scope=scope, field_of=asked.field_of, force=asked.force, single=asked.single
+        session,
+        asked.changes,
+        scope=scope,
+        field_of=asked.field_of,
+        force=asked.force,
+        single=asked.single,
+        principal=principal,
     )
 
 

@@ -8,14 +8,15 @@ import json
 
 from sqlmodel import Session, col, select, tuple_
 
-from db.models import RRset, RRsetStatus, Zone
+from db.models import RRset, RRsetStatus, Scope, Zone
 from db.schemas import RecordPage, RecordPublic
+from service.clients import Principal
 from service.errors import InvalidRequest, NotFound, Violation
 from service.names import BadName, normalize_name, shown
 from service.rdata import SUPPORTED_TYPES
 
 
-def get_record(session: Session, *, name: str, rtype: str) -> RecordPublic:
+def get_record(session: Session, principal: Principal, *, name: str, rtype: str) -> RecordPublic:
     owner = _name("name", name, not_found=True)
     if rtype.upper() not in SUPPORTED_TYPES:
         raise NotFound(f"no RRset has the type {shown(rtype)}", code="rrset_not_found")
@@ -23,11 +24,13 @@ def get_record(session: Session, *, name: str, rtype: str) -> RecordPublic:
     found = session.exec(statement.where(RRset.owner == owner, RRset.rtype == rtype.upper())).first()
     if found is None:
         raise NotFound(f"the RRset {owner} {rtype.upper()} does not exist", code="rrset_not_found")
+    principal.require(Scope.read, [found[1].name])
     return _public(*found)
 
 
 def list_records(
     session: Session,
+    principal: Principal,
     *,
     zone: str | None = None,
     name: str | None = None,
@@ -37,7 +40,11 @@ def list_records(
     limit: int = 100,
 ) -> RecordPage:
     """RRsets ordered by owner and type; ``cursor`` continues after the last one of a page."""
+    principal.require(Scope.read)
     statement = select(RRset, Zone).join(Zone, col(Zone.id) == col(RRset.zone_id))
+    if not principal.admin:  # only the zones granted to the client
+        granted = [found.id for found in session.exec(select(Zone)).all() if principal.grants(found.name)]
+        statement = statement.where(col(RRset.zone_id).in_(granted))
     if zone is not None:
         statement = statement.where(Zone.name == _name("zone", zone))
     if name is not None:

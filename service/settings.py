@@ -55,6 +55,17 @@ class Settings(BaseSettings):
 
     # Where mounted secret files live (TSIG secrets under tsig/<key name>).
     secrets_dir: Path | None = None
+    # Mixed into every stored API key hash; a secret like the passwords.
+    api_pepper: SecretStr | None = None
+
+    # Limits.
+    rate_limit_per_s: float = Field(default=50.0, gt=0, description="Requests a second per API client, on average.")
+    rate_limit_burst: int = Field(default=100, ge=1, description="Requests an API client may send at once.")
+    max_values: int = Field(default=100, ge=1, le=1000, description="Values in one RRset.")
+
+    # HTTP.
+    docs_enabled: bool | None = Field(default=None, description="Serve /docs and /openapi.json (default: not in prod).")
+    cors_origins: list[str] = Field(default_factory=list, description="Origins allowed by CORS; none by default.")
 
     # API.
     api_host: str = "127.0.0.1"
@@ -67,7 +78,7 @@ class Settings(BaseSettings):
         if self.app_env == "dev":
             return self
         problems = []
-        for name in ("database_password", "rabbitmq_password"):
+        for name in ("database_password", "rabbitmq_password", "api_pepper"):
             value: SecretStr | None = getattr(self, name)
             if value is None or value.get_secret_value().strip().lower() in PLACEHOLDER_SECRETS:
                 problems.append(f"HOSTMASTER_{name.upper()}")
@@ -78,6 +89,17 @@ class Settings(BaseSettings):
                 "(lower case) in HOSTMASTER_SECRETS_DIR."
             )
         return self
+
+    @property
+    def pepper(self) -> bytes:
+        """The API key pepper; in dev without one, a fixed development value (logged once)."""
+        if self.api_pepper is not None and self.api_pepper.get_secret_value():
+            return self.api_pepper.get_secret_value().encode()
+        return b"hostmaster-development-pepper"
+
+    @property
+    def serve_docs(self) -> bool:
+        return self.docs_enabled if self.docs_enabled is not None else self.app_env != "prod"
 
     @property
     def database_dsn(self) -> str:

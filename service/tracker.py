@@ -15,8 +15,10 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from db.models import Request, RequestChange, RequestEvent, RequestStatus, Source, Step, utcnow
+from db.models import Request, RequestChange, RequestEvent, RequestStatus, Scope, Source, Step, utcnow
 from db.schemas import ChangePublic, RequestEventPublic, RequestPublic, RRsetContent
+from service.clients import Principal
+from service.context import current_client
 from service.errors import Conflict, NotFound
 from service.payloads import storable
 
@@ -51,7 +53,11 @@ def open_request(
 
 def add_event(session: Session, request_id: uuid.UUID, step: Step, component: str, **detail: Any) -> None:
     """Add one step to the request's timeline (committed with the caller's transaction) and log it."""
-    session.add(RequestEvent(request_id=request_id, step=step, component=component, detail=storable(detail)))
+    session.add(
+        RequestEvent(
+            request_id=request_id, step=step, component=component, client=current_client(), detail=storable(detail)
+        )
+    )
     logger.info("request %s", step.value, extra={"step": step.value, "detail": detail})
 
 
@@ -81,13 +87,19 @@ def get_request(session: Session, request_id: uuid.UUID, *, for_update: bool = F
     return request
 
 
-def describe_request(session: Session, *, request_id: str) -> RequestPublic:
-    """The request and its steps in order, as the API shows them; 404 for an unknown id."""
+def describe_request(session: Session, principal: Principal, *, request_id: str) -> RequestPublic:
+    """The request and its steps in order, as the API shows them.
+
+    404 for an unknown id, and for another client's request unless the caller is an admin.
+    """
+    principal.require(Scope.read)
     try:
         parsed = uuid.UUID(request_id)
     except ValueError:
         raise NotFound(f"no request has the id {request_id[:64]!r}", code="request_not_found") from None
     request = get_request(session, parsed)
+    if not principal.admin and request.client != principal.name:
+        raise NotFound(f"no request has the id {parsed}", code="request_not_found")
     return RequestPublic(
         request_id=request.id,
         source=request.source,

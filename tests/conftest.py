@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -47,6 +48,7 @@ SERVED_ZONES = (ZONE, REVERSE4_ZONE, REVERSE6_ZONE, OVERRIDE_ZONE, GUARD_ZONE, B
 KEY = "hostmaster-key"
 STALE_KEY = "stale-key"
 WRONG_SECRET = "d3Jvbmcgc2VjcmV0IHdyb25nIHNlY3JldCB3cm9uZyE="
+TEST_PEPPER = secrets.token_urlsafe(32)
 
 
 def unavailable(what: str) -> None:
@@ -209,8 +211,33 @@ def stack_env(database_url: str, queue_name: str, bind: Bind) -> dict[str, str]:
         HOSTMASTER_MAX_BACKOFF_MS="1000",
         HOSTMASTER_DNS_TIMEOUT_S="2",
         HOSTMASTER_LOG_LEVEL="INFO",
+        HOSTMASTER_API_PEPPER=TEST_PEPPER,
+        HOSTMASTER_RATE_LIMIT_PER_S="1000",
+        HOSTMASTER_RATE_LIMIT_BURST="2000",
     )
     return env
+
+
+def hostmaster(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """The `hostmaster` command, as an operator runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "service.cli", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
+
+
+def make_client(env: dict[str, str], name: str, *grants: str, scopes: tuple[str, ...] = ("read", "write")) -> str:
+    """A new API client made with the CLI; its key."""
+    args = [arg for scope in scopes for arg in ("--scope", scope)] + [
+        arg for zone in grants for arg in ("--zone", zone)
+    ]
+    result = hostmaster(env, "clients", "create", name, *args)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+@pytest.fixture(scope="session")
+def admin_key(stack_env: dict[str, str]) -> str:
+    return make_client(stack_env, "test-admin", "*", scopes=("admin",))
 
 
 @pytest.fixture(scope="session")
@@ -247,8 +274,9 @@ def worker(stack_env: dict[str, str]) -> Iterator[Process]:
 
 
 @pytest.fixture(scope="session")
-def client(api: Process) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=api.url, timeout=10) as http:
+def client(api: Process, admin_key: str) -> Iterator[httpx.Client]:
+    """An admin's client of the API under test."""
+    with httpx.Client(base_url=api.url, timeout=10, headers={"Authorization": f"Bearer {admin_key}"}) as http:
         yield http
 
 

@@ -9,7 +9,7 @@ import dramatiq
 from dramatiq.broker import MessageProxy
 from dramatiq.middleware import Middleware
 
-from service.context import request_id_var
+from service.context import client_var, request_id_var
 
 _TOKENS = "_hostmaster_request_id_token"
 
@@ -19,7 +19,7 @@ class RequestIdMiddleware(Middleware):
 
     def before_process_message(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
         token = request_id_var.set(message.options.get("request_id") or (message.args[0] if message.args else None))
-        setattr(message, _TOKENS, token)
+        setattr(message, _TOKENS, (token, client_var.set(message.options.get("client"))))
 
     def after_process_message(
         self,
@@ -29,9 +29,10 @@ class RequestIdMiddleware(Middleware):
         result: Any = None,
         exception: BaseException | None = None,
     ) -> None:
-        token: Token[str | None] | None = getattr(message, _TOKENS, None)
-        if token is not None:
-            request_id_var.reset(token)
+        tokens: tuple[Token[str | None], Token[str | None]] | None = getattr(message, _TOKENS, None)
+        if tokens is not None:
+            request_id_var.reset(tokens[0])
+            client_var.reset(tokens[1])
             delattr(message, _TOKENS)
 
     def after_skip_message(self, broker: dramatiq.Broker, message: MessageProxy) -> None:

@@ -9,10 +9,11 @@ from fastapi.responses import JSONResponse
 
 from db.schemas import ChangeSetIn, Plan, RequestAccepted
 from service import provisioning
+from service.api.auth import ClientDep
 from service.api.common import accepted, json_body, problems, submit
 from service.api.deps import DispatcherDep, SettingsDep
 
-router = APIRouter(prefix="/api/v2", tags=["change sets (v2)"], responses=problems(503))
+router = APIRouter(prefix="/api/v2", tags=["change sets (v2)"], responses=problems(401, 403, 429, 503))
 
 
 @router.post(
@@ -32,6 +33,7 @@ async def post_changes(
     response: Response,
     dispatcher: DispatcherDep,
     settings: SettingsDep,
+    client: ClientDep,
 ) -> RequestAccepted | JSONResponse:
     outcome = await submit(
         request,
@@ -41,6 +43,7 @@ async def post_changes(
         parser=provisioning.change_set(zone),
         operation="changeset",
         target={"zone": zone},
+        principal=client,
     )
     if outcome.request is None:
         plan = Plan(dry_run=True, changes=outcome.changes)

@@ -10,12 +10,16 @@ from pydantic import BaseModel
 
 from db.schemas import Problem, RequestAccepted
 from service import provisioning
+from service.clients import Principal
 from service.dispatch import Dispatcher
 from service.errors import PayloadTooLarge
 from service.settings import Settings
 
 _WHY = {
     400: "The request cannot be read.",
+    401: "No API key, or not one Hostmaster knows (`Authorization: Bearer <key>`).",
+    403: "The key may not do this, or not in this zone.",
+    429: "Too many requests from this client; try again after Retry-After seconds.",
     404: "Not found.",
     409: "Conflicts with the desired state; `detail` names what it conflicts with.",
     413: "The body passes the size limit.",
@@ -79,6 +83,7 @@ async def submit(
     operation: str,
     target: dict[str, str] | None = None,
     with_body: bool = True,
+    principal: Principal,
 ) -> provisioning.Outcome:
     body = await read_body(request, settings.max_body_bytes) if with_body else None
     engine = request.app.state.engine
@@ -92,6 +97,7 @@ async def submit(
             operation=operation,
             max_changes=settings.max_changes,
             target=target,
+            principal=principal,
         )
     )
     if outcome.request is not None:

@@ -20,11 +20,14 @@ from service.context import current_request_id
 from service.errors import (
     Conflict,
     DependencyUnavailable,
+    Forbidden,
     HostmasterError,
     InvalidRequest,
     NotFound,
     PayloadTooLarge,
+    RateLimited,
     RequestRejected,
+    Unauthorized,
     Violation,
 )
 from service.validation import field_path
@@ -62,6 +65,12 @@ def _status_of(exc: HostmasterError) -> int:
         return 409
     if isinstance(exc, PayloadTooLarge):
         return 413
+    if isinstance(exc, Unauthorized):
+        return 401
+    if isinstance(exc, Forbidden):
+        return 403
+    if isinstance(exc, RateLimited):
+        return 429
     if isinstance(exc, RequestRejected):
         return 400
     if isinstance(exc, DependencyUnavailable):
@@ -76,6 +85,10 @@ async def hostmaster_error(request: Request, exc: Exception) -> JSONResponse:
     headers = None
     if isinstance(exc, InvalidRequest):
         extra["violations"] = _violations(exc.violations)
+    if isinstance(exc, Unauthorized):
+        headers = {"WWW-Authenticate": 'Bearer realm="hostmaster"'}
+    if isinstance(exc, RateLimited):
+        headers = {"Retry-After": str(exc.retry_after_s)}
     if isinstance(exc, DependencyUnavailable):
         headers = {"Retry-After": str(exc.retry_after_s)}
         logger.warning("answering 503: %s", exc.detail)

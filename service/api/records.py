@@ -9,10 +9,11 @@ from fastapi import APIRouter, Path, Query, Request, Response, status
 from db.models import RRsetStatus
 from db.schemas import RecordCreate, RecordPage, RecordPublic, RecordReplace, RequestAccepted, RequestPublic
 from service import provisioning, records, tracker
+from service.api.auth import ClientDep
 from service.api.common import accepted, json_body, problems, submit
 from service.api.deps import DispatcherDep, SessionDep, SettingsDep
 
-router = APIRouter(prefix="/api/v1", tags=["records (v1)"], responses=problems(503))
+router = APIRouter(prefix="/api/v1", tags=["records (v1)"], responses=problems(401, 403, 429, 503))
 
 NamePath = Annotated[str, Path(description="Owner name, absolute (trailing dot optional).", max_length=255)]
 TypePath = Annotated[str, Path(description="Record type, e.g. A.", max_length=10)]
@@ -27,7 +28,7 @@ TypePath = Annotated[str, Path(description="Record type, e.g. A.", max_length=10
     summary="Create one RRset; 409 when it exists",
 )
 async def create_record(
-    request: Request, response: Response, dispatcher: DispatcherDep, settings: SettingsDep
+    request: Request, response: Response, dispatcher: DispatcherDep, settings: SettingsDep, client: ClientDep
 ) -> RequestAccepted:
     outcome = await submit(
         request,
@@ -36,6 +37,7 @@ async def create_record(
         settings=settings,
         parser=provisioning.record_create,
         operation="record.create",
+        principal=client,
     )
     return accepted(request, outcome)
 
@@ -48,6 +50,7 @@ async def create_record(
 )
 def list_records(
     session: SessionDep,
+    client: ClientDep,
     zone: Annotated[str | None, Query(max_length=255, description="Only RRsets of this zone.")] = None,
     name: Annotated[str | None, Query(max_length=255, description="Only this owner name.")] = None,
     type: Annotated[str | None, Query(max_length=10, description="Only this type.")] = None,
@@ -55,12 +58,14 @@ def list_records(
     cursor: Annotated[str | None, Query(max_length=600, description="`next_cursor` of the page before.")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> RecordPage:
-    return records.list_records(session, zone=zone, name=name, rtype=type, status=status, cursor=cursor, limit=limit)
+    return records.list_records(
+        session, client, zone=zone, name=name, rtype=type, status=status, cursor=cursor, limit=limit
+    )
 
 
 @router.get("/records/{name}/{type}", response_model=RecordPublic, responses=problems(404, 422), summary="One RRset")
-def get_record(name: NamePath, type: TypePath, session: SessionDep) -> RecordPublic:
-    return records.get_record(session, name=name, rtype=type)
+def get_record(name: NamePath, type: TypePath, session: SessionDep, client: ClientDep) -> RecordPublic:
+    return records.get_record(session, client, name=name, rtype=type)
 
 
 @router.put(
@@ -78,6 +83,7 @@ async def replace_record(
     response: Response,
     dispatcher: DispatcherDep,
     settings: SettingsDep,
+    client: ClientDep,
 ) -> RequestAccepted:
     outcome = await submit(
         request,
@@ -87,6 +93,7 @@ async def replace_record(
         parser=provisioning.record_replace(name, type),
         operation="record.replace",
         target={"name": name, "type": type},
+        principal=client,
     )
     return accepted(request, outcome)
 
@@ -105,6 +112,7 @@ async def delete_record(
     response: Response,
     dispatcher: DispatcherDep,
     settings: SettingsDep,
+    client: ClientDep,
 ) -> RequestAccepted:
     outcome = await submit(
         request,
@@ -115,6 +123,7 @@ async def delete_record(
         operation="record.delete",
         target={"name": name, "type": type},
         with_body=False,
+        principal=client,
     )
     return accepted(request, outcome)
 
@@ -126,5 +135,5 @@ async def delete_record(
     summary="A request's status, its changes and its steps in order",
     tags=["requests"],
 )
-def get_request(request_id: str, session: SessionDep) -> RequestPublic:
-    return tracker.describe_request(session, request_id=request_id)
+def get_request(request_id: str, session: SessionDep, client: ClientDep) -> RequestPublic:
+    return tracker.describe_request(session, client, request_id=request_id)

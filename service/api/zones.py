@@ -6,12 +6,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Response, status
 
+from db.models import Scope
 from db.schemas import ZoneCreate, ZonePublic, ZoneUpdate
 from service import zones
+from service.api.auth import ClientDep
 from service.api.common import problems
 from service.api.deps import SessionDep
 
-router = APIRouter(prefix="/api/v1/zones", tags=["zones (admin)"], responses=problems(503))
+router = APIRouter(prefix="/api/v1/zones", tags=["zones (admin)"], responses=problems(401, 403, 429, 503))
 
 ZonePath = Annotated[str, Path(max_length=255, description="Zone name, e.g. example.test")]
 
@@ -23,24 +25,29 @@ ZonePath = Annotated[str, Path(max_length=255, description="Zone name, e.g. exam
     responses=problems(409, 422),
     summary="Register a zone",
 )
-def create_zone(zone_in: ZoneCreate, session: SessionDep) -> ZonePublic:
+def create_zone(zone_in: ZoneCreate, session: SessionDep, client: ClientDep) -> ZonePublic:
+    client.require(Scope.admin)
     return zones.public(session, zones.register_zone(session, zone_in))
 
 
 @router.get("", response_model=list[ZonePublic], summary="Registered zones")
-def list_zones(session: SessionDep) -> list[ZonePublic]:
-    return [zones.public(session, zone) for zone in zones.list_zones(session)]
+def list_zones(session: SessionDep, client: ClientDep) -> list[ZonePublic]:
+    client.require(Scope.read)
+    return [zones.public(session, zone) for zone in zones.list_zones(session) if client.grants(zone.name)]
 
 
 @router.get("/{zone}", response_model=ZonePublic, responses=problems(404, 422), summary="One zone")
-def get_zone(zone: ZonePath, session: SessionDep) -> ZonePublic:
-    return zones.public(session, zones.get_zone(session, zone))
+def get_zone(zone: ZonePath, session: SessionDep, client: ClientDep) -> ZonePublic:
+    found = zones.get_zone(session, zone)
+    client.require(Scope.read, [found.name])
+    return zones.public(session, found)
 
 
 @router.patch(
     "/{zone}", response_model=ZonePublic, responses=problems(404, 422), summary="Change a zone's primary, key or policy"
 )
-def update_zone(zone: ZonePath, changes: ZoneUpdate, session: SessionDep) -> ZonePublic:
+def update_zone(zone: ZonePath, changes: ZoneUpdate, session: SessionDep, client: ClientDep) -> ZonePublic:
+    client.require(Scope.admin)
     return zones.public(session, zones.update_zone(session, zone, changes))
 
 
@@ -50,6 +57,7 @@ def update_zone(zone: ZonePath, changes: ZoneUpdate, session: SessionDep) -> Zon
     responses=problems(404, 409, 422),
     summary="Unregister a zone that holds no records",
 )
-def delete_zone(zone: ZonePath, session: SessionDep) -> Response:
+def delete_zone(zone: ZonePath, session: SessionDep, client: ClientDep) -> Response:
+    client.require(Scope.admin)
     zones.delete_zone(session, zone)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -49,6 +49,7 @@ def test_a_write_with_the_database_down_is_a_503_with_retry_after(orphan_api: st
     answer = httpx.post(
         f"{orphan_api}/api/v1/records",
         json={"name": "www.example.test", "type": "A", "values": ["192.0.2.1"]},
+        headers={"Authorization": "Bearer hm_0123456789ab_" + "k" * 43},  # well-formed: checking it needs the database
         timeout=15,
     )
 

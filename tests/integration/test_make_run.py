@@ -112,8 +112,9 @@ def test_make_run_serves_a_posted_record_and_stops_what_it_started(
     management = httpx.get("http://127.0.0.1:15672/api/overview", auth=("guest", "guest"), timeout=10)
     assert management.status_code == 200, "the RabbitMQ management UI must answer"
 
+    key = next(line.split()[-1] for line in output.splitlines() if line.strip().startswith("Admin key"))
     name = f"{unique_label('make-run')}.example.test"
-    with httpx.Client(base_url=api, timeout=10) as client:
+    with httpx.Client(base_url=api, timeout=10, headers={"Authorization": f"Bearer {key}"}) as client:
         answer = client.post("/api/v1/records", json={"name": name, "type": "A", "values": ["192.0.2.99"]})
         assert answer.status_code == 202, answer.text
         assert wait_for_terminal(client, answer.json()["request_id"])["status"] == "succeeded"

@@ -33,7 +33,7 @@ def test_every_api_operation_documents_its_body_answers_and_errors(stack: httpx.
         checked += 1
         where = f"{method.upper()} {path}"
         assert operation.get("summary"), f"{where} has no summary"
-        if method in {"post", "put", "patch"}:
+        if method in {"post", "put", "patch"} and not path.endswith("/rotate"):  # rotate takes no body
             body = operation["requestBody"]["content"]["application/json"]["schema"]
             assert body.get("properties") or body.get("$ref"), f"{where} documents no body"
         errors = {code for code in operation["responses"] if code.startswith(("4", "5"))}

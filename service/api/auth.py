@@ -1,0 +1,42 @@
+"""Who is calling: ``Authorization: Bearer <key>`` on every route but the health probes."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
+from sqlmodel import Session
+
+from service import clients
+from service.clients import Principal
+from service.context import client_var
+from service.errors import RateLimited, Unauthorized
+from service.ratelimit import TokenBuckets, retry_after
+
+
+async def current_client(request: Request) -> Principal:
+    header = request.headers.get("authorization", "")
+    scheme, _, key = header.partition(" ")
+    if scheme.lower() != "bearer" or not key.strip():
+        raise Unauthorized("send your API key as `Authorization: Bearer <key>`", code="no_key")
+    settings = request.app.state.settings
+    principal = await run_in_threadpool(_authenticate, request, key.strip(), settings.pepper)
+    buckets: TokenBuckets = request.app.state.rate_limits
+    wait = buckets.take(principal.name)
+    if wait:
+        raise RateLimited(
+            f"client {principal.name} sends more than {settings.rate_limit_per_s:g} requests a second",
+            retry_after_s=retry_after(wait),
+        )
+    client_var.set(principal.name)  # for the tracker's events and the log lines
+    request.state.client = principal.name
+    return principal
+
+
+def _authenticate(request: Request, key: str, pepper: bytes) -> Principal:
+    with Session(request.app.state.engine) as session:
+        return clients.authenticate(session, key, pepper)
+
+
+ClientDep = Annotated[Principal, Depends(current_client)]

@@ -1,0 +1,173 @@
+"""API clients: who calls, with which scopes, in which zones — and their keys.
+
+A key is ``hm_<key id>_<secret>``: the key id (48 random bits, public) finds the client, the
+secret (256 random bits) proves it. Only an HMAC-SHA256 of the whole key with the pepper
+(a secret from the secrets provider) is stored, so a copy of the database opens nothing.
+A key is shown once, when it is made (create or rotate).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import re
+import secrets
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from db.models import ApiClient, Scope, utcnow
+from service.errors import Conflict, Forbidden, InvalidRequest, NotFound, Unauthorized, Violation
+from service.names import BadName, is_within, normalize_name, shown
+
+logger = logging.getLogger(__name__)
+
+_KEY = re.compile(r"^hm_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$")
+_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+ALL_ZONES = "*"
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The client a request is made for, as the business logic sees it."""
+
+    name: str
+    scopes: frozenset[str]
+    zones: tuple[str, ...]
+
+    @property
+    def admin(self) -> bool:
+        return Scope.admin in self.scopes
+
+    def may(self, scope: Scope) -> bool:
+        if self.admin:
+            return True
+        return scope in self.scopes or (scope == Scope.read and Scope.write in self.scopes)
+
+    def grants(self, zone: str) -> bool:
+        """True when ``zone`` (absolute) is one of the client's zones."""
+        if self.admin:
+            return True
+        for grant in self.zones:
+            if grant in (ALL_ZONES, zone):
+                return True
+            if grant.startswith("*.") and is_within(zone, grant[2:]):
+                return True
+        return False
+
+    def require(self, scope: Scope, zones: Iterable[str] = ()) -> None:
+        if not self.may(scope):
+            raise Forbidden(f"client {self.name} does not have the {scope.value} scope", code="scope_missing")
+        refused = sorted({zone for zone in zones if not self.grants(zone)})
+        if refused:
+            raise Forbidden(f"client {self.name} is not granted zone {', '.join(refused)}", code="zone_not_granted")
+
+
+def authenticate(session: Session, key: str, pepper: bytes) -> Principal:
+    """The client whose key this is; Unauthorized for anything else, saying no more than that."""
+    match = _KEY.match(key)
+    client = None
+    if match is not None:
+        client = session.exec(select(ApiClient).where(ApiClient.key_id == match.group(1))).first()
+    expected = client.key_hash if client is not None else hash_key("hm_000000000000_" + "A" * 43, pepper)
+    if not hmac.compare_digest(expected, hash_key(key, pepper)) or client is None or client.revoked_at is not None:
+        raise Unauthorized("the API key is missing, malformed, unknown or revoked", code="bad_key")
+    return Principal(client.name, frozenset(client.scopes), tuple(client.zones))
+
+
+def create_client(
+    session: Session, *, name: str, scopes: Sequence[str], zones: Sequence[str], pepper: bytes
+) -> tuple[ApiClient, str]:
+    """A new client and its key (returned once, never stored)."""
+    _check(name, scopes, zones)
+    key_id, key = _new_key()
+    client = ApiClient(
+        name=name,
+        key_id=key_id,
+        key_hash=hash_key(key, pepper),
+        scopes=sorted(set(scopes)),
+        zones=[_grant(zone) for zone in zones],
+    )
+    session.add(client)
+    try:
+        session.commit()
+    except IntegrityError as exc:
+        session.rollback()
+        raise Conflict(f"a client named {name} exists already; rotate its key instead", code="client_exists") from exc
+    session.refresh(client)
+    logger.info("client %s created with scopes %s", name, ",".join(client.scopes))
+    return client, key
+
+
+def rotate_key(session: Session, *, name: str, pepper: bytes) -> tuple[ApiClient, str]:
+    """A new key for the client; the old one stops working at once."""
+    client = get_client(session, name)
+    client.key_id, key = _new_key()
+    client.key_hash = hash_key(key, pepper)
+    client.rotated_at = utcnow()
+    client.revoked_at = None
+    session.add(client)
+    session.commit()
+    session.refresh(client)
+    logger.info("client %s has a new key", name)
+    return client, key
+
+
+def revoke(session: Session, *, name: str) -> ApiClient:
+    client = get_client(session, name)
+    client.revoked_at = utcnow()
+    session.add(client)
+    session.commit()
+    session.refresh(client)
+    logger.info("client %s revoked", name)
+    return client
+
+
+def get_client(session: Session, name: str) -> ApiClient:
+    client = session.exec(select(ApiClient).where(ApiClient.name == name)).first()
+    if client is None:
+        raise NotFound(f"no client is named {shown(name)}", code="client_not_found")
+    return client
+
+
+def list_clients(session: Session) -> list[ApiClient]:
+    return list(session.exec(select(ApiClient).order_by(col(ApiClient.name))).all())
+
+
+def hash_key(key: str, pepper: bytes) -> str:
+    return hmac.new(pepper, key.encode("utf-8", errors="replace"), hashlib.sha256).hexdigest()
+
+
+def _new_key() -> tuple[str, str]:
+    key_id = secrets.token_hex(6)
+    return key_id, f"hm_{key_id}_{secrets.token_urlsafe(32)}"
+
+
+def _check(name: str, scopes: Sequence[str], zones: Sequence[str]) -> None:
+    violations = []
+    if not _NAME.match(name):
+        violations.append(Violation("name", "use 1 to 64 lower-case letters, digits, dots, hyphens, underscores"))
+    if not scopes:
+        violations.append(Violation("scopes", "must hold at least one of read, write, admin"))
+    for index, scope in enumerate(scopes):
+        if scope not in {member.value for member in Scope}:
+            violations.append(Violation(f"scopes[{index}]", f"{shown(scope)} is not one of read, write, admin"))
+    for index, zone in enumerate(zones):
+        try:
+            _grant(zone)
+        except BadName as exc:
+            violations.append(Violation(f"zones[{index}]", f"{shown(zone)} {exc}"))
+    if violations:
+        raise InvalidRequest(violations)
+
+
+def _grant(zone: str) -> str:
+    """``*``, ``*.example.test.`` (the zone and every zone below) or ``example.test.``."""
+    if zone == ALL_ZONES:
+        return zone
+    if zone.startswith("*."):
+        return "*." + normalize_name(zone[2:])
+    return normalize_name(zone)
