@@ -202,6 +202,7 @@ class RequestEventPublic(SQLModel):
     at: datetime
     step: str
     component: str
+    client: str | None = Field(default=None, description="The API client the step was done for.")
     detail: dict[str, Any]
 
 

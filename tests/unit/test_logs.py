@@ -71,7 +71,7 @@ def test_each_log_record_is_one_json_line_with_the_documented_fields(api_logs: i
     before = datetime.now(UTC)
     logging.getLogger("service.records").info("record %s saved", "www.example.test.")
     [line] = lines(api_logs)
-    assert set(line) == {"timestamp", "level", "component", "logger", "message", "request_id"}
+    assert set(line) == {"timestamp", "level", "component", "logger", "message", "request_id", "client"}
     assert line["level"] == "INFO"
     assert line["component"] == "api"
     assert line["logger"] == "service.records"

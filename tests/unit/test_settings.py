@@ -14,6 +14,7 @@ from service.settings import ENVS_DIR, PROJECT_ROOT, SettingsError, load_setting
 
 DB_PASSWORD = "Db-p@ss:w/rd%?#&x y"  # every character that needs quoting in a URL
 MQ_PASSWORD = "Mq-s3cret/with:colon"
+PEPPER = "pepper-8f2c1e7a9b4d6053"
 
 
 def env_file_value(app_env: str, key: str) -> str:
@@ -35,7 +36,28 @@ def secrets_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     directory = tmp_path / "secrets"
     directory.mkdir()
     monkeypatch.setenv("HOSTMASTER_SECRETS_DIR", str(directory))
+    (directory / "hostmaster_api_pepper").write_text(PEPPER)  # as a mounted secret file
     return directory
+
+
+def test_prod_refuses_to_start_without_an_api_pepper(secrets_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (secrets_dir / "hostmaster_api_pepper").unlink()
+    monkeypatch.setenv("APP_ENV", "prod")
+    monkeypatch.setenv("HOSTMASTER_DATABASE_PASSWORD", DB_PASSWORD)
+    monkeypatch.setenv("HOSTMASTER_RABBITMQ_PASSWORD", MQ_PASSWORD)
+
+    with pytest.raises(SettingsError, match="HOSTMASTER_API_PEPPER") as info:
+        load_settings()
+    assert DB_PASSWORD not in str(info.value)
+
+
+def test_the_api_pepper_comes_from_a_mounted_file(secrets_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("APP_ENV", "dev")
+
+    settings = load_settings()
+
+    assert settings.pepper == PEPPER.encode()
+    assert PEPPER not in repr(settings)
 
 
 def test_dev_loads_the_dev_env_file_without_any_password(secrets_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
