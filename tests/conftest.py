@@ -300,7 +300,7 @@ def zones(client: httpx.Client, bind: Bind) -> dict[str, str]:
     return registered
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def stack(client: httpx.Client, zones: dict[str, str], worker: Process) -> httpx.Client:
     """An API client with the whole pipeline running behind it."""
     return client
