@@ -74,6 +74,7 @@ def plan(
     force: bool,
     single: bool = False,
     principal: Principal | None = None,
+    max_values: int = MAX_VALUES,
 ) -> list[PlanItem]:
     """What ``changes`` would do, or InvalidRequest/Conflict/NotFound/Forbidden saying why not.
 
@@ -81,7 +82,7 @@ def plan(
     call, where a missing RRset is a 404 and an existing one a 409.
     """
     zones = list(session.exec(select(Zone)).all())
-    operations = parse(changes, zones, scope, field_of)
+    operations = parse(changes, zones, scope, field_of, max_values=max_values)
     if principal is not None:
         principal.require(Scope.write, {op.zone.name for op in operations})
     touched_zones = {op.zone.id: op.zone for op in operations}
@@ -94,7 +95,7 @@ def plan(
     if any(op.rtype in ("A", "AAAA") for op in operations):
         touched_zones.update({zone.id: zone for zone in ptr.reverse_zones(zones)})
     state = DesiredState.load(session, touched_zones.values(), registry=zones)
-    items = plan_operations(operations, state, field_of=field_of, force=force, single=single)
+    items = plan_operations(operations, state, field_of=field_of, force=force, single=single, max_values=max_values)
     if principal is not None:  # automatic PTRs touch reverse zones the client must hold too
         principal.require(Scope.write, {item.zone.name for item in items})
     return items
@@ -107,6 +108,7 @@ def plan_operations(
     field_of: Callable[[int], str],
     force: bool,
     single: bool = False,
+    max_values: int = MAX_VALUES,
 ) -> list[PlanItem]:
     """The plan of parsed operations on a loaded desired state (no database here)."""
     zones = list(state.zones.values())
@@ -129,7 +131,7 @@ def plan_operations(
     order.update(dict.fromkeys(ptr_origins))
     fields = {(op.owner, op.rtype): op.field for op in operations}
     fields.update({key: f"{fields.get(origin, '')}ptr." for key, origin in ptr_origins.items() if key not in fields})
-    rules.check(state, list(order), field_of=lambda key: fields.get(key, ""))
+    rules.check(state, list(order), field_of=lambda key: fields.get(key, ""), max_values=max_values)
 
     items = _items(state, list(order), ptr_wanted)
     _guard(state, items, force=force or single)  # one RRset is never a mass change
@@ -137,13 +139,18 @@ def plan_operations(
 
 
 def parse(
-    changes: Sequence[ChangeIn], zones: Sequence[Zone], scope: Zone | None, field_of: Callable[[int], str]
+    changes: Sequence[ChangeIn],
+    zones: Sequence[Zone],
+    scope: Zone | None,
+    field_of: Callable[[int], str],
+    *,
+    max_values: int = MAX_VALUES,
 ) -> list[Operation]:
     violations: list[Violation] = []
     operations = []
     for index, change in enumerate(changes):
         prefix = field_of(index)
-        operation = _parse_one(change, prefix, zones, scope, violations)
+        operation = _parse_one(change, prefix, zones, scope, violations, max_values)
         if operation is not None:
             operations.append(operation)
     if violations:
@@ -152,7 +159,12 @@ def parse(
 
 
 def _parse_one(
-    change: ChangeIn, prefix: str, zones: Sequence[Zone], scope: Zone | None, violations: list[Violation]
+    change: ChangeIn,
+    prefix: str,
+    zones: Sequence[Zone],
+    scope: Zone | None,
+    violations: list[Violation],
+    max_values: int = MAX_VALUES,
 ) -> Operation | None:
     found: list[Violation] = []
     rtype = change.type.strip().upper()
@@ -174,8 +186,8 @@ def _parse_one(
             found.append(Violation(f"{prefix}values", "a delete takes no values; use remove to take some away"))
     elif not change.values:
         found.append(Violation(f"{prefix}values", f"must hold at least one value for {change.op}"))
-    elif len(change.values) > MAX_VALUES:
-        found.append(Violation(f"{prefix}values", f"holds {len(change.values)} values; the limit is {MAX_VALUES}"))
+    elif len(change.values) > max_values:
+        found.append(Violation(f"{prefix}values", f"holds {len(change.values)} values; the limit is {max_values}"))
     elif rtype in SUPPORTED_TYPES:
         for index, raw in enumerate(change.values):
             try:

@@ -96,6 +96,7 @@ def submit(
     parser: Parser,
     operation: str,
     max_changes: int,
+    max_values: int = changes.MAX_VALUES,
     target: dict[str, str] | None = None,
     principal: Principal | None = None,
 ) -> Outcome:
@@ -115,7 +116,7 @@ def submit(
         early_error = exc
     if early_error is None and asked.dry_run:
         with Session(engine) as session:
-            return Outcome(None, [item.public() for item in _plan(session, asked, principal)])
+            return Outcome(None, [item.public() for item in _plan(session, asked, principal, max_values)])
 
     stored = _storable_payload(payload, body)
     if target:
@@ -133,7 +134,7 @@ def submit(
         try:
             if early_error is not None:
                 raise early_error
-            items = _plan(session, asked, principal)
+            items = _plan(session, asked, principal, max_values)
             planned = [item.public() for item in items]
             changes.commit(session, request_id, items)
         except RequestRejected as exc:
@@ -166,7 +167,9 @@ def _storable_payload(payload: Any, body: bytes | None) -> dict[str, Any]:
     return payload if isinstance(payload, dict) else {"body": payload}
 
 
-def _plan(session: Session, asked: ChangeRequest, principal: Principal | None) -> list[changes.PlanItem]:
+def _plan(
+    session: Session, asked: ChangeRequest, principal: Principal | None, max_values: int
+) -> list[changes.PlanItem]:
     scope = zones.get_zone(session, asked.zone) if asked.zone is not None else None
     if scope is not None and principal is not None:
         principal.require(Scope.write, [scope.name])
@@ -178,6 +181,7 @@ def _plan(session: Session, asked: ChangeRequest, principal: Principal | None) -
         force=asked.force,
         single=asked.single,
         principal=principal,
+        max_values=max_values,
     )
 
 

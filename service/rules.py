@@ -20,13 +20,15 @@ MAX_VALUES = 100
 MAX_RRSET_OCTETS = 16_000  # an RRset travels twice in an UPDATE (prerequisite and add), under 65,535
 
 
-def check(state: DesiredState, keys: Sequence[Key], *, field_of: Callable[[Key], str]) -> None:
+def check(
+    state: DesiredState, keys: Sequence[Key], *, field_of: Callable[[Key], str], max_values: int = MAX_VALUES
+) -> None:
     violations: list[Violation] = []
     referrers = _Referrers(state)
     for key in keys:
         content = state.get(key)
         if content is not None:
-            _check_rrset(state, key, content, field_of(key), violations)
+            _check_rrset(state, key, content, field_of(key), violations, max_values)
         if key[1] in ("CNAME", "A", "AAAA"):
             _check_still_a_target(state, key, field_of(key), referrers, violations)
     if violations:
@@ -70,7 +72,9 @@ def _check_still_a_target(
             violations.append(Violation(f"{field}name", f"{owner} is the target of {by}; it needs an A or AAAA record"))
 
 
-def _check_rrset(state: DesiredState, key: Key, content: Content, field: str, violations: list[Violation]) -> None:
+def _check_rrset(
+    state: DesiredState, key: Key, content: Content, field: str, violations: list[Violation], max_values: int
+) -> None:
     owner, rtype = key
     zone = zone_for_owner(owner, list(state.zones.values()))
     if zone is None:
@@ -84,8 +88,8 @@ def _check_rrset(state: DesiredState, key: Key, content: Content, field: str, vi
         violation(
             "ttl", f"{content.ttl} is outside zone {zone.name}'s policy of {zone.min_ttl} to {zone.max_ttl} seconds"
         )
-    if len(content.values) > MAX_VALUES:
-        violation("values", f"{name} would hold {len(content.values)} values; the limit is {MAX_VALUES}")
+    if len(content.values) > max_values:
+        violation("values", f"{name} would hold {len(content.values)} values; the limit is {max_values}")
     elif (octets := _wire_octets(owner, rtype, content)) > MAX_RRSET_OCTETS:
         violation("values", f"{name} would take {octets} octets in DNS; one RRset may take {MAX_RRSET_OCTETS}")
     if owner.startswith("*.") and not zone.allow_wildcards:

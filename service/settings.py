@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import quote, urlsplit, urlunsplit
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -23,6 +23,7 @@ ENVS_DIR = PROJECT_ROOT / "envs"
 AppEnv = Literal["dev", "uta", "prod"]
 
 # Values that stand in for a secret in examples and development defaults.
+SECRET_FIELDS = ("database_password", "rabbitmq_password", "api_pepper")
 PLACEHOLDER_SECRETS = frozenset({"", "changethis", "changeme", "guest", "secret", "password"})
 
 
@@ -57,6 +58,13 @@ class Settings(BaseSettings):
     secrets_dir: Path | None = None
     # Mixed into every stored API key hash; a secret like the passwords.
     api_pepper: SecretStr | None = None
+    # The secrets provider: back-ends asked in this order (service.secrets).
+    secrets_backends: list[Literal["env", "file", "vault"]] = Field(default=["env", "file"])
+    vault_url: str = ""
+    vault_token: SecretStr | None = None
+    vault_mount: str = "secret"
+    vault_path: str = "hostmaster"
+    vault_timeout_s: float = Field(default=5.0, gt=0)
 
     # Limits.
     rate_limit_per_s: float = Field(default=50.0, gt=0, description="Requests a second per API client, on average.")
@@ -73,22 +81,21 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=4_194_304, ge=1024)
     max_changes: int = Field(default=10_000, ge=1)
 
-    @model_validator(mode="after")
-    def _refuse_placeholder_secrets(self) -> Settings:
+    def refuse_placeholder_secrets(self) -> None:
+        """Outside dev, every secret must be set, and not to a well-known placeholder."""
         if self.app_env == "dev":
-            return self
+            return
         problems = []
-        for name in ("database_password", "rabbitmq_password", "api_pepper"):
+        for name in SECRET_FIELDS:
             value: SecretStr | None = getattr(self, name)
             if value is None or value.get_secret_value().strip().lower() in PLACEHOLDER_SECRETS:
                 problems.append(f"HOSTMASTER_{name.upper()}")
         if problems:
             raise SettingsError(
                 f"APP_ENV={self.app_env} refuses to start with a missing or placeholder secret: "
-                f"{', '.join(problems)}. Set each in the environment or as a file of that name "
-                "(lower case) in HOSTMASTER_SECRETS_DIR."
+                f"{', '.join(problems)}. Set each in the environment, as a file of that name "
+                "(lower case) in HOSTMASTER_SECRETS_DIR, or in Vault."
             )
-        return self
 
     @property
     def pepper(self) -> bytes:
@@ -140,7 +147,23 @@ def load_settings() -> Settings:
     except ValueError as exc:  # pydantic's ValidationError is a ValueError
         raise SettingsError(f"invalid configuration: {exc}") from exc
     settings.secrets_dir = secrets_path
+    if "vault" in settings.secrets_backends:
+        _fill_from_vault(settings)
+    settings.refuse_placeholder_secrets()
     return settings
+
+
+def _fill_from_vault(settings: Settings) -> None:
+    """The passwords and the pepper not set locally, from Vault."""
+    from service.secrets import SecretUnavailable, provider  # the provider needs the settings first
+
+    try:
+        chain = provider(settings)
+        for name in SECRET_FIELDS:
+            if getattr(settings, name) is None:
+                setattr(settings, name, chain.get(name))
+    except SecretUnavailable as exc:
+        raise SettingsError(str(exc)) from exc
 
 
 def _resolve(path: str) -> Path:

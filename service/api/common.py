@@ -29,7 +29,9 @@ _WHY = {
 
 
 def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    return {status: {"model": Problem, "description": _WHY[status]} for status in statuses}
+    """Error answers for the OpenAPI document: RFC 9457 problem+json (the Problem model)."""
+    media = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    return {status: {"model": Problem, "description": _WHY[status], "content": media} for status in statuses}
 
 
 _BODY_MODELS: dict[str, type[BaseModel]] = {}
@@ -96,6 +98,7 @@ async def submit(
             parser=parser,
             operation=operation,
             max_changes=settings.max_changes,
+            max_values=settings.max_values,
             target=target,
             principal=principal,
         )

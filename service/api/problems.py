@@ -109,6 +109,9 @@ async def request_validation_error(request: Request, exc: Exception) -> JSONResp
 
 async def http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400:  # FastAPI could not parse a JSON body: the same answer as our own routes give
+        violation = [{"field": "body", "message": "is not valid JSON"}]
+        return problem(422, "the request is not valid: body", code="invalid", violations=violation)
     code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
     headers = dict(exc.headers) if exc.headers else None
     return problem(exc.status_code, str(exc.detail), code=code, headers=headers)

@@ -10,6 +10,7 @@ from tests.conftest import (
     KEY,
     STALE_KEY,
     STALE_ZONE,
+    TEST_PEPPER,
     WRONG_SECRET,
     ZONE,
     Bind,
@@ -22,7 +23,7 @@ pytestmark = pytest.mark.integration
 
 
 def test_no_tsig_secret_appears_in_logs_answers_or_stored_rows(
-    stack: httpx.Client, bind: Bind, api: Process, worker: Process, database_url: str
+    stack: httpx.Client, bind: Bind, api: Process, worker: Process, database_url: str, admin_key: str
 ) -> None:
     answers = []
     for zone in (ZONE, STALE_ZONE):  # one that succeeds, one whose signature is refused
@@ -34,6 +35,8 @@ def test_no_tsig_secret_appears_in_logs_answers_or_stored_rows(
         answers.append(stack.get(answer.json()["status_url"]).text)
     answers.append(stack.get("/api/v1/zones").text)
     answers.append(stack.get("/api/v1/records").text)
+    answers.append(stack.get("/api/v1/clients").text)
+    answers.append(stack.post("/api/v1/records", content=b"{broken").text)  # an error answer too
 
     dsn = database_url.replace("postgresql+psycopg2://", "postgresql://")
     with psycopg2.connect(dsn, connect_timeout=5) as connection, connection.cursor() as cursor:
@@ -42,7 +45,8 @@ def test_no_tsig_secret_appears_in_logs_answers_or_stored_rows(
             " SELECT row_to_json(z)::text AS t FROM zone z"
             " UNION ALL SELECT row_to_json(r)::text FROM rrset r"
             " UNION ALL SELECT row_to_json(q)::text FROM request q"
-            " UNION ALL SELECT row_to_json(e)::text FROM request_event e) rows"
+            " UNION ALL SELECT row_to_json(e)::text FROM request_event e"
+            " UNION ALL SELECT row_to_json(c)::text FROM api_client c) rows"
         )
         stored = cursor.fetchone()[0]
 
@@ -53,6 +57,6 @@ def test_no_tsig_secret_appears_in_logs_answers_or_stored_rows(
         "database rows": stored,
     }
     assert "tsig_bad_signature" in places["database rows"]  # the refused request was recorded
-    for secret in (bind.secret(KEY), bind.secret(STALE_KEY), WRONG_SECRET):
+    for secret in (bind.secret(KEY), bind.secret(STALE_KEY), WRONG_SECRET, admin_key, TEST_PEPPER):
         for place, text in places.items():
             assert secret not in text, f"a TSIG secret appears in the {place}"

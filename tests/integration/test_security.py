@@ -272,6 +272,9 @@ def strict_api(stack_env: dict[str, str], stack: httpx.Client) -> Iterator[Proce
         "HOSTMASTER_RATE_LIMIT_BURST": "3",
         "HOSTMASTER_DOCS_ENABLED": "false",
         "HOSTMASTER_CORS_ORIGINS": '["https://console.example"]',
+        "HOSTMASTER_MAX_VALUES": "2",
+        "HOSTMASTER_MAX_CHANGES": "3",
+        "HOSTMASTER_MAX_BODY_BYTES": "2048",
     }
     port = free_port()
     process = start_process("api-strict", ["-m", "service", "--port", str(port)], env)
@@ -300,6 +303,37 @@ def test_a_client_over_its_rate_is_told_when_to_come_back(
         assert int(limited.headers["retry-after"]) >= 1
         assert limited.json()["code"] == "rate_limited"
         assert other.get("/api/v1/records").status_code == 200  # one client's limit is its own
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "status", "field"),
+    [
+        (
+            "/api/v1/records",
+            {"name": f"v.{ZONE}", "type": "A", "values": ["192.0.2.1", "192.0.2.2", "192.0.2.3"]},
+            422,
+            "values",
+        ),
+        (
+            f"/api/v2/zones/{ZONE}/changes",
+            {"changes": [{"op": "delete", "name": f"d{index}.{ZONE}", "type": "A"} for index in range(4)]},
+            422,
+            "changes",
+        ),
+        ("/api/v1/records", {"name": f"b.{ZONE}", "type": "TXT", "values": ["x" * 3000]}, 413, None),
+    ],
+    ids=["values-per-rrset", "changes-per-set", "body-size"],
+)
+def test_the_limits_are_settings(
+    strict_api: Process, stack_env: dict[str, str], path: str, body: dict[str, Any], status: int, field: str | None
+) -> None:
+    key = make_client(stack_env, f"lim-{unique_label('l')}", ZONE)
+    with as_client(strict_api, key) as client:
+        answer = client.post(path, json=body)
+
+    assert answer.status_code == status, answer.text
+    if field is not None:
+        assert [violation["field"] for violation in answer.json()["violations"]] == [field]
 
 
 def test_docs_can_be_turned_off_and_cors_allows_only_the_configured_origin(strict_api: Process) -> None:

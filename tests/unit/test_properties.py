@@ -1,0 +1,91 @@
+"""Properties of the validators, for any input: nothing but our own error escapes, and
+normalising twice equals normalising once. `make test-fuzz` runs many more examples."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from service.errors import InvalidRequest
+from service.names import BadName, normalize_name
+from service.payloads import parse_json_body, storable
+from service.rdata import SUPPORTED_TYPES, BadValue, normalize_value
+
+settings.register_profile("default", max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("fuzz", max_examples=5000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+
+LABEL = st.from_regex(r"[A-Za-z0-9_*-]{0,70}", fullmatch=True)
+NAMEISH = st.one_of(
+    st.text(max_size=300),
+    st.lists(LABEL, min_size=1, max_size=8).map(".".join),
+    st.lists(LABEL, min_size=1, max_size=8).map(lambda labels: ".".join(labels) + "."),
+)
+VALUEISH = st.one_of(
+    st.text(max_size=400),
+    st.from_regex(r"[0-9a-fA-F:.]{1,45}", fullmatch=True),
+    st.from_regex(r"[0-9]{1,6} [0-9]{1,6} [0-9]{1,6} [a-z0-9.\-]{1,40}", fullmatch=True),
+    st.from_regex(r'[0-9]{1,3} (issue|issuewild|iodef|tbs) "?[ -~]{0,40}"?', fullmatch=True),
+    st.from_regex(r'"[ -~]{0,300}"( "[ -~]{0,20}")?', fullmatch=True),
+)
+
+
+@given(NAMEISH, st.booleans(), st.booleans())
+def test_a_name_is_normalised_or_refused_and_normalising_again_changes_nothing(
+    text: str, underscore: bool, wildcard: bool
+) -> None:
+    try:
+        name = normalize_name(text, allow_underscore=underscore, allow_wildcard=wildcard)
+    except BadName:
+        return
+    assert name.endswith(".")
+    assert len(name) <= 254
+    assert normalize_name(name, allow_underscore=underscore, allow_wildcard=wildcard) == name
+
+
+@pytest.mark.parametrize("rtype", SUPPORTED_TYPES)
+@given(value=VALUEISH)
+def test_a_value_is_normalised_or_refused_and_normalising_again_changes_nothing(rtype: str, value: str) -> None:
+    try:
+        stored = normalize_value(rtype, value)
+    except BadValue as exc:
+        assert len(str(exc)) < 400  # noqa: PT017 - a message, not the input echoed whole
+        return
+    assert normalize_value(rtype, stored) == stored
+
+
+@given(st.binary(max_size=2000))
+def test_a_body_is_parsed_or_refused_with_our_error(body: bytes) -> None:
+    try:
+        parse_json_body(body)
+    except InvalidRequest as exc:
+        assert exc.violations[0].field == "body"  # noqa: PT017 - the property is about every input
+
+
+@given(
+    st.recursive(
+        st.none() | st.booleans() | st.integers() | st.text(),
+        lambda children: st.lists(children) | st.dictionaries(st.text(), children),
+        max_leaves=20,
+    )
+)
+def test_what_is_stored_holds_no_nul_and_no_lone_surrogate(value: object) -> None:
+    text = repr(storable(value))
+    stored = storable(value)
+
+    def strings(item: object) -> list[str]:
+        if isinstance(item, str):
+            return [item]
+        if isinstance(item, dict):
+            return [part for key, child in item.items() for part in strings(key) + strings(child)]
+        if isinstance(item, list):
+            return [part for child in item for part in strings(child)]
+        return []
+
+    assert text
+    for string in strings(stored):
+        assert "\x00" not in string
+        assert not any("\ud800" <= ch <= "\udfff" for ch in string)
