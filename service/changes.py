@@ -82,9 +82,7 @@ def plan(
     call, where a missing RRset is a 404 and an existing one a 409.
     """
     zones = list(session.exec(select(Zone)).all())
-    operations = parse(changes, zones, scope, field_of, max_values=max_values)
-    if principal is not None:
-        principal.require(Scope.write, {op.zone.name for op in operations})
+    operations = parse(changes, zones, scope, field_of, max_values=max_values, principal=principal)
     touched_zones = {op.zone.id: op.zone for op in operations}
     for op in operations:  # the zones of MX, SRV and NS targets, to tell CNAMEs and addresses there
         if op.rtype in rules.TARGET_TYPES:
@@ -95,10 +93,9 @@ def plan(
     if any(op.rtype in ("A", "AAAA") for op in operations):
         touched_zones.update({zone.id: zone for zone in ptr.reverse_zones(zones)})
     state = DesiredState.load(session, touched_zones.values(), registry=zones)
-    items = plan_operations(operations, state, field_of=field_of, force=force, single=single, max_values=max_values)
-    if principal is not None:  # automatic PTRs touch reverse zones the client must hold too
-        principal.require(Scope.write, {item.zone.name for item in items})
-    return items
+    return plan_operations(
+        operations, state, field_of=field_of, force=force, single=single, max_values=max_values, principal=principal
+    )
 
 
 def plan_operations(
@@ -109,6 +106,7 @@ def plan_operations(
     force: bool,
     single: bool = False,
     max_values: int = MAX_VALUES,
+    principal: Principal | None = None,
 ) -> list[PlanItem]:
     """The plan of parsed operations on a loaded desired state (no database here)."""
     zones = list(state.zones.values())
@@ -128,6 +126,9 @@ def plan_operations(
         raise InvalidRequest(violations)
 
     ptr_origins = ptr.play(state, zones, list(order), ptr_wanted)
+    if principal is not None:  # automatic PTRs touch reverse zones the client must hold too
+        reverse = {zone.name for key in ptr_origins if (zone := state.zone_of(key[0])) is not None}
+        principal.require(Scope.write, reverse)
     order.update(dict.fromkeys(ptr_origins))
     fields = {(op.owner, op.rtype): op.field for op in operations}
     fields.update({key: f"{fields.get(origin, '')}ptr." for key, origin in ptr_origins.items() if key not in fields})
@@ -145,6 +146,7 @@ def parse(
     field_of: Callable[[int], str],
     *,
     max_values: int = MAX_VALUES,
+    principal: Principal | None = None,
 ) -> list[Operation]:
     violations: list[Violation] = []
     operations = []
@@ -153,9 +155,24 @@ def parse(
         operation = _parse_one(change, prefix, zones, scope, violations, max_values)
         if operation is not None:
             operations.append(operation)
+    if principal is not None:  # before saying anything about zones the client may not touch
+        principal.require(Scope.write, _zones_named(changes, zones))
     if violations:
         raise InvalidRequest(violations)
     return operations
+
+
+def _zones_named(changes: Sequence[ChangeIn], zones: Sequence[Zone]) -> set[str]:
+    """The registered zones the owners of ``changes`` fall in, whatever else is wrong with them."""
+    named = set()
+    for change in changes:
+        try:
+            owner = normalize_name(change.name, allow_underscore=True, allow_wildcard=True)
+        except BadName:
+            continue
+        if (zone := zone_for_owner(owner, zones)) is not None:
+            named.add(zone.name)
+    return named
 
 
 def _parse_one(

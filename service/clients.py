@@ -104,11 +104,12 @@ def create_client(
 
 def rotate_key(session: Session, *, name: str, pepper: bytes) -> tuple[ApiClient, str]:
     """A new key for the client; the old one stops working at once."""
-    client = get_client(session, name)
+    client = get_client(session, name, for_update=True)
+    if client.revoked_at is not None:
+        raise Conflict(f"client {name} is revoked; create a new client instead", code="client_revoked")
     client.key_id, key = _new_key()
     client.key_hash = hash_key(key, pepper)
     client.rotated_at = utcnow()
-    client.revoked_at = None
     session.add(client)
     session.commit()
     session.refresh(client)
@@ -126,8 +127,11 @@ def revoke(session: Session, *, name: str) -> ApiClient:
     return client
 
 
-def get_client(session: Session, name: str) -> ApiClient:
-    client = session.exec(select(ApiClient).where(ApiClient.name == name)).first()
+def get_client(session: Session, name: str, *, for_update: bool = False) -> ApiClient:
+    if not _NAME.match(name):
+        raise NotFound(f"no client is named {shown(name)}", code="client_not_found")
+    statement = select(ApiClient).where(ApiClient.name == name)
+    client = session.exec(statement.with_for_update() if for_update else statement).first()
     if client is None:
         raise NotFound(f"no client is named {shown(name)}", code="client_not_found")
     return client

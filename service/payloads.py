@@ -8,6 +8,7 @@ surrogates, so those are written as escapes in the stored copy.
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 from service.errors import InvalidRequest, Violation
@@ -20,7 +21,7 @@ def parse_json_body(body: bytes) -> Any:
     if not body.strip():
         raise InvalidRequest([Violation("body", "is empty; send a JSON object")])
     try:
-        value = json.loads(body, parse_constant=_refuse_constant)
+        value = json.loads(body, parse_constant=_refuse_constant, parse_float=_finite)
     except (ValueError, RecursionError) as exc:
         raise InvalidRequest([Violation("body", f"is not valid JSON: {_short(str(exc))}")]) from None
     if _depth(value) > MAX_DEPTH:
@@ -54,6 +55,13 @@ def _escape(ch: str) -> str:
 
 def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite(text: str) -> float:
+    number = float(text)
+    if math.isinf(number):  # 1e999: a JSON number no database or DNS field can hold
+        raise ValueError(f"{text[:20]} is too large a number")
+    return number
 
 
 def _depth(value: Any) -> int:

@@ -14,17 +14,21 @@ from service.clients import Principal
 from service.errors import InvalidRequest, NotFound, Violation
 from service.names import BadName, normalize_name, shown
 from service.rdata import SUPPORTED_TYPES
+from service.validation import zone_for_owner
 
 
 def get_record(session: Session, principal: Principal, *, name: str, rtype: str) -> RecordPublic:
     owner = _name("name", name, not_found=True)
+    zone = zone_for_owner(owner, list(session.exec(select(Zone)).all()))
+    if zone is None:
+        raise NotFound(f"{owner} is in no registered zone", code="rrset_not_found")
+    principal.require(Scope.read, [zone.name])  # before saying whether the RRset exists
     if rtype.upper() not in SUPPORTED_TYPES:
         raise NotFound(f"no RRset has the type {shown(rtype)}", code="rrset_not_found")
     statement = select(RRset, Zone).join(Zone, col(Zone.id) == col(RRset.zone_id))
     found = session.exec(statement.where(RRset.owner == owner, RRset.rtype == rtype.upper())).first()
     if found is None:
         raise NotFound(f"the RRset {owner} {rtype.upper()} does not exist", code="rrset_not_found")
-    principal.require(Scope.read, [found[1].name])
     return _public(*found)
 
 

@@ -73,7 +73,7 @@ def set_status(
     request.updated_at = utcnow()
     if error_code is not None:
         request.error_code = error_code
-        request.error_detail = error_detail
+        request.error_detail = storable(error_detail)  # a reason may quote the client's input
     session.add(request)
 
 

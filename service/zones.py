@@ -78,7 +78,11 @@ def _validated(zone_in: ZoneCreate) -> Zone:
     except BadName as exc:
         violations.append(Violation("tsig_key_name", f"{shown(zone_in.tsig_key_name)} {exc}"))
     host = zone_in.primary_host.strip("[]")
-    if not _is_ip_address(host):
+    if "%" in host or any(ord(ch) < 0x21 for ch in host):
+        violations.append(
+            Violation("primary_host", f"{shown(zone_in.primary_host)} may not hold a zone index or spaces")
+        )
+    elif not _is_ip_address(host):
         try:
             normalize_name(host)
         except BadName:

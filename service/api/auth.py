@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session
 
 from service import clients
@@ -14,15 +15,25 @@ from service.context import client_var
 from service.errors import RateLimited, Unauthorized
 from service.ratelimit import TokenBuckets, retry_after
 
+bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer hm_…`")
 
-async def current_client(request: Request) -> Principal:
-    header = request.headers.get("authorization", "")
-    scheme, _, key = header.partition(" ")
-    if scheme.lower() != "bearer" or not key.strip():
-        raise Unauthorized("send your API key as `Authorization: Bearer <key>`", code="no_key")
+
+async def current_client(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+) -> Principal:
     settings = request.app.state.settings
-    principal = await run_in_threadpool(_authenticate, request, key.strip(), settings.pepper)
     buckets: TokenBuckets = request.app.state.rate_limits
+    try:
+        if credentials is None or not credentials.credentials.strip():
+            raise Unauthorized("send your API key as `Authorization: Bearer <key>`", code="no_key")
+        principal = await run_in_threadpool(_authenticate, request, credentials.credentials.strip(), settings.pepper)
+    except Unauthorized:
+        # Guessing keys costs a guesser its own rate, by address.
+        address = request.client.host if request.client else "unknown"
+        wait = buckets.take(f"unauthenticated {address}")
+        if wait:
+            raise RateLimited("too many requests without a valid key", retry_after_s=retry_after(wait)) from None
+        raise
     wait = buckets.take(principal.name)
     if wait:
         raise RateLimited(

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, status
+from fastapi import APIRouter, Path, Request, status
+from fastapi.concurrency import run_in_threadpool
+from sqlmodel import Session
 
-from db.models import Scope
+from db.models import ApiClient, Scope
 from db.schemas import ClientCreate, ClientPublic, ClientWithKey
 from service import clients
 from service.api.auth import ClientDep
-from service.api.common import problems
+from service.api.common import json_body, problems, read_model
 from service.api.deps import SessionDep, SettingsDep
 
 router = APIRouter(prefix="/api/v1/clients", tags=["clients (admin)"], responses=problems(401, 403, 429, 503))
@@ -22,14 +24,21 @@ ClientName = Annotated[str, Path(max_length=64, description="The client's name."
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=ClientWithKey,
-    responses=problems(409, 422),
+    responses=problems(409, 413, 422),
+    openapi_extra=json_body(ClientCreate),
     summary="Create a client; its key is in this answer and nowhere else",
 )
-def create_client(body: ClientCreate, session: SessionDep, settings: SettingsDep, client: ClientDep) -> ClientWithKey:
+async def create_client(request: Request, settings: SettingsDep, client: ClientDep) -> ClientWithKey:
     client.require(Scope.admin)
-    created, key = clients.create_client(
-        session, name=body.name, scopes=body.scopes, zones=body.zones, pepper=settings.pepper
-    )
+    body = await read_model(request, ClientCreate, settings)
+
+    def create() -> tuple[ApiClient, str]:
+        with Session(request.app.state.engine) as session:
+            return clients.create_client(
+                session, name=body.name, scopes=body.scopes, zones=body.zones, pepper=settings.pepper
+            )
+
+    created, key = await run_in_threadpool(create)
     return ClientWithKey.model_validate(
         {**ClientPublic.model_validate(created, from_attributes=True).model_dump(), "key": key}
     )

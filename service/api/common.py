@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import FastAPI, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from db.schemas import Problem, RequestAccepted
 from service import provisioning
 from service.clients import Principal
 from service.dispatch import Dispatcher
-from service.errors import PayloadTooLarge
+from service.errors import InvalidRequest, PayloadTooLarge
+from service.payloads import parse_json_body
 from service.settings import Settings
+from service.validation import violations_from_pydantic
 
 _WHY = {
     400: "The request cannot be read.",
@@ -35,6 +37,7 @@ def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 
 _BODY_MODELS: dict[str, type[BaseModel]] = {}
+ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
 def json_body(model: type[BaseModel]) -> dict[str, Any]:
@@ -106,6 +109,15 @@ async def submit(
     if outcome.request is not None:
         response.headers["Location"] = status_url(request, outcome)
     return outcome
+
+
+async def read_model(request: Request, model: type[ModelT], settings: Settings) -> ModelT:
+    """The body as ``model``, read only now — after the key was checked — and within the size limit."""
+    payload = parse_json_body(await read_body(request, settings.max_body_bytes))
+    try:
+        return model.model_validate(payload)
+    except ValidationError as exc:
+        raise InvalidRequest(violations_from_pydantic(exc)) from None
 
 
 def status_url(request: Request, outcome: provisioning.Outcome) -> str:

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, TypeVar
 
-from fastapi import APIRouter, Path, Response, status
+from fastapi import APIRouter, Path, Request, Response, status
+from fastapi.concurrency import run_in_threadpool
+from sqlmodel import Session
 
 from db.models import Scope
 from db.schemas import ZoneCreate, ZonePublic, ZoneUpdate
 from service import zones
 from service.api.auth import ClientDep
-from service.api.common import problems
-from service.api.deps import SessionDep
+from service.api.common import json_body, problems, read_model
+from service.api.deps import SessionDep, SettingsDep
 
 router = APIRouter(prefix="/api/v1/zones", tags=["zones (admin)"], responses=problems(401, 403, 429, 503))
 
+T = TypeVar("T")
 ZonePath = Annotated[str, Path(max_length=255, description="Zone name, e.g. example.test")]
 
 
@@ -22,12 +26,16 @@ ZonePath = Annotated[str, Path(max_length=255, description="Zone name, e.g. exam
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=ZonePublic,
-    responses=problems(409, 422),
+    responses=problems(409, 413, 422),
+    openapi_extra=json_body(ZoneCreate),
     summary="Register a zone",
 )
-def create_zone(zone_in: ZoneCreate, session: SessionDep, client: ClientDep) -> ZonePublic:
+async def create_zone(request: Request, settings: SettingsDep, client: ClientDep) -> ZonePublic:
     client.require(Scope.admin)
-    return zones.public(session, zones.register_zone(session, zone_in))
+    zone_in = await read_model(request, ZoneCreate, settings)
+    return await run_in_threadpool(
+        _in_session, request, lambda session: zones.public(session, zones.register_zone(session, zone_in))
+    )
 
 
 @router.get("", response_model=list[ZonePublic], summary="Registered zones")
@@ -44,11 +52,23 @@ def get_zone(zone: ZonePath, session: SessionDep, client: ClientDep) -> ZonePubl
 
 
 @router.patch(
-    "/{zone}", response_model=ZonePublic, responses=problems(404, 422), summary="Change a zone's primary, key or policy"
+    "/{zone}",
+    response_model=ZonePublic,
+    responses=problems(404, 413, 422),
+    openapi_extra=json_body(ZoneUpdate),
+    summary="Change a zone's primary, key or policy",
 )
-def update_zone(zone: ZonePath, changes: ZoneUpdate, session: SessionDep, client: ClientDep) -> ZonePublic:
+async def update_zone(zone: ZonePath, request: Request, settings: SettingsDep, client: ClientDep) -> ZonePublic:
     client.require(Scope.admin)
-    return zones.public(session, zones.update_zone(session, zone, changes))
+    changes = await read_model(request, ZoneUpdate, settings)
+    return await run_in_threadpool(
+        _in_session, request, lambda session: zones.public(session, zones.update_zone(session, zone, changes))
+    )
+
+
+def _in_session(request: Request, work: Callable[[Session], T]) -> T:
+    with Session(request.app.state.engine) as session:
+        return work(session)
 
 
 @router.delete(

@@ -91,11 +91,12 @@ def test_a_rejected_request_is_tracked_and_changes_nothing(stack: httpx.Client) 
         b'"a string"',
         b'{"name": "ok.example.test", "type": "A", "values": ["192.0.2.1"], "ttl": NaN}',
         b'{"name": "ok.example.test", "type": "A", "values": ["192.0.2.1"], "ttl": Infinity}',
+        b'{"name": "ok.example.test", "type": "A", "values": ["192.0.2.1"], "ttl": 1e999}',
         b"\xff\xfe not utf-8",
         b'{"a": ' * 100 + b"1" + b"}" * 100,
         b"[" * 5000 + b"]" * 5000,
     ],
-    ids=["empty", "not-json", "array", "string", "nan", "infinity", "not-utf8", "nested-100", "nested-5000"],
+    ids=["empty", "not-json", "array", "string", "nan", "infinity", "1e999", "not-utf8", "nested-100", "nested-5000"],
 )
 def test_a_body_that_is_not_a_record_object_is_a_422_and_is_tracked(stack: httpx.Client, content: bytes) -> None:
     request_id = str(uuid.uuid4())

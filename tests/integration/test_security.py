@@ -109,21 +109,81 @@ def test_a_write_in_a_zone_not_granted_is_a_403_and_changes_nothing(writer: http
     assert refused.status_code == 403
     assert refused.json()["code"] == "zone_not_granted"
     assert changeset.status_code == 403
-    assert mixed.status_code == 422  # the name is not in the path's zone
+    assert mixed.status_code == 403  # the name's zone is not granted: said before anything else
     assert stack.get(f"/api/v1/records/{name}/A").status_code == 404
     tracked = stack.get(f"/api/v1/requests/{refused.json()['request_id']}").json()
     assert tracked["status"] == "rejected"
     assert tracked["error_code"] == "zone_not_granted"
 
 
-def test_an_automatic_ptr_in_a_reverse_zone_not_granted_is_a_403(writer: httpx.Client) -> None:
-    answer = writer.post(
-        "/api/v1/records",
-        json={"name": f"{unique_label('p')}.{ZONE}", "type": "A", "values": ["192.0.2.77"], "ptr": True},
-    )
+def test_an_automatic_ptr_in_a_reverse_zone_not_granted_is_a_403(writer: httpx.Client, stack: httpx.Client) -> None:
+    name = f"{unique_label('p')}.{ZONE}"
+    answer = writer.post("/api/v1/records", json={"name": name, "type": "A", "values": ["192.0.2.77"], "ptr": True})
 
     assert answer.status_code == 403
     assert "2.0.192.in-addr.arpa." in answer.json()["detail"]
+    assert stack.get(f"/api/v1/records/{name}/A").status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("PUT", f"/api/v1/records/www.{OVERRIDE_ZONE}/A", {"values": ["192.0.2.1"]}),
+        ("DELETE", f"/api/v1/records/www.{OVERRIDE_ZONE}/A", None),
+        (
+            "POST",
+            f"/api/v2/zones/{OVERRIDE_ZONE}/changes",
+            {
+                "dry_run": True,
+                "changes": [{"op": "create", "name": f"www.{OVERRIDE_ZONE}", "type": "A", "values": ["192.0.2.1"]}],
+            },
+        ),
+        (
+            "POST",
+            f"/api/v2/zones/{ZONE}/changes",
+            {"changes": [{"op": "create", "name": f"www.{OVERRIDE_ZONE}", "type": "A", "values": ["bad"], "ttl": 1}]},
+        ),
+        ("GET", f"/api/v1/records/www.{OVERRIDE_ZONE}/A", None),
+        ("GET", f"/api/v1/records/never-made.{OVERRIDE_ZONE}/A", None),
+        ("GET", f"/api/v1/zones/{OVERRIDE_ZONE}", None),
+    ],
+    ids=["put", "delete", "dry-run", "bad-ops-in-a-zone-not-granted", "get-existing", "get-absent", "zone"],
+)
+def test_every_way_into_a_zone_not_granted_is_the_same_403(
+    writer: httpx.Client, method: str, path: str, body: Any
+) -> None:
+    answer = writer.request(method, path, json=body)
+
+    assert answer.status_code == 403, answer.text
+    assert answer.json()["code"] == "zone_not_granted"
+
+
+def test_a_body_sent_without_a_key_is_refused_before_it_is_read(api: Process, stack: httpx.Client) -> None:
+    for path in ("/api/v1/zones", "/api/v1/clients", "/api/v1/records"):
+        answer = httpx.post(f"{api.url}{path}", content=b"[" * 50_000, timeout=10)
+        assert answer.status_code == 401, (path, answer.text)
+
+
+def test_odd_client_names_and_a_revoked_client_are_refused_cleanly(stack: httpx.Client, api: Process) -> None:
+    assert stack.delete("/api/v1/clients/a%00b").status_code == 404
+    assert stack.post("/api/v1/clients/a%00b/rotate").status_code == 404
+    name = f"gone-{unique_label('g')}"
+    key = stack.post("/api/v1/clients", json={"name": name, "scopes": ["write"], "zones": [ZONE]}).json()["key"]
+    assert stack.delete(f"/api/v1/clients/{name}").status_code == 200
+    with as_client(api, key) as revoked:
+        assert (
+            revoked.post(
+                "/api/v1/records", json={"name": f"r.{ZONE}", "type": "A", "values": ["192.0.2.1"]}
+            ).status_code
+            == 401
+        )
+    assert stack.post(f"/api/v1/clients/{name}/rotate").status_code == 409
+
+
+def test_a_primary_with_a_zone_index_or_control_characters_is_a_422(stack: httpx.Client) -> None:
+    for host in ("fe80::1%eth0", "fe80::1%a\nb", "127.0.0.1 "):
+        answer = stack.post("/api/v1/zones", json={"name": "odd.test", "primary_host": host, "tsig_key_name": "k"})
+        assert answer.status_code == 422, host
 
 
 def test_a_writer_works_in_its_zone_and_sees_only_its_own_requests(
@@ -148,7 +208,7 @@ def test_a_reader_reads_its_zones_and_may_not_write(reader: httpx.Client) -> Non
     listed = reader.get("/api/v1/records", params={"limit": 1000}).json()["items"]
     assert listed
     assert {item["zone"] for item in listed} == {f"{ZONE}."}
-    assert reader.get(f"/api/v1/zones/{GUARD_ZONE}").status_code == 403
+    assert reader.get(f"/api/v1/zones/{GUARD_ZONE}").json()["code"] == "zone_not_granted"
     assert [zone["name"] for zone in reader.get("/api/v1/zones").json()] == [f"{ZONE}."]
 
     write = reader.post("/api/v1/records", json={"name": f"r.{ZONE}", "type": "A", "values": ["192.0.2.1"]})

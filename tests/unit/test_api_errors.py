@@ -9,12 +9,14 @@ import httpx
 from fastapi import FastAPI
 
 from service.api import problems
+from service.api.headers import SecurityHeadersMiddleware
 from service.api.middleware import RequestIdMiddleware
 
 
 def app_that_fails() -> FastAPI:
     app = FastAPI()
     app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(SecurityHeadersMiddleware)
     problems.install(app)
 
     @app.get("/boom")
@@ -42,3 +44,4 @@ def test_an_unexpected_error_is_a_500_problem_carrying_the_request_id() -> None:
     assert body["code"] == "internal"
     assert "secret internals" not in answer.text
     assert "Traceback" not in answer.text
+    assert answer.headers["x-content-type-options"] == "nosniff"  # the 500 is an answer like any other
