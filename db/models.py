@@ -134,10 +134,21 @@ class RRset(SQLModel, table=True):
 class Request(SQLModel, table=True):
     """The request tracker: one row per request, written before anything can fail."""
 
+    __table_args__ = (
+        sa.Index(
+            "uq_request_client_idempotency_key",
+            "client",
+            "idempotency_key",
+            unique=True,
+            postgresql_where=sa.text("idempotency_key IS NOT NULL"),
+        ),
+    )
+
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
     source: str = Field(default=Source.api, max_length=16)
     client: str | None = Field(default=None, max_length=255)
     idempotency_key: str | None = Field(default=None, max_length=255)
+    payload_hash: str | None = Field(default=None, max_length=64)  # tells a repeat from a different request
     operation: str = Field(max_length=64)
     payload: dict[str, Any] = Field(default_factory=dict, sa_type=JSONB)
     status: str = Field(default=RequestStatus.received, max_length=16, index=True)

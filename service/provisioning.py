@@ -7,6 +7,8 @@ ends as ``rejected`` with its reason and changes nothing else.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import uuid
 from collections.abc import Callable
@@ -15,15 +17,17 @@ from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy import Engine
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from db.models import Request, RequestStatus, Scope, Step
 from db.schemas import ChangeIn, ChangeSetIn, PlannedChange, RecordCreate, RecordReplace
 from service import changes, tracker, zones
 from service.clients import Principal
 from service.dispatch import Dispatcher
-from service.errors import DependencyUnavailable, InvalidRequest, RequestRejected, Violation
+from service.errors import Conflict, DependencyUnavailable, InvalidRequest, RequestRejected, Violation
+from service.names import shown
 from service.payloads import parse_json_body, unparsed
+from service.tracker import KafkaOrigin
 from service.validation import violations_from_pydantic
 
 logger = logging.getLogger(__name__)
@@ -50,6 +54,7 @@ class ChangeRequest:
 class Outcome:
     request: Request | None  # None for a dry run, which is not a request
     changes: list[PlannedChange]
+    repeated: bool = False  # the same idempotency key and body as an earlier request: that one
 
 
 Parser = Callable[[Any], ChangeRequest]
@@ -99,6 +104,8 @@ def submit(
     max_values: int = changes.MAX_VALUES,
     target: dict[str, str] | None = None,
     principal: Principal | None = None,
+    idempotency_key: str | None = None,
+    origin: KafkaOrigin | None = None,
 ) -> Outcome:
     """Plan the write ``body`` asks for and, unless it is a dry run, commit and queue it."""
     payload: Any = None
@@ -121,14 +128,26 @@ def submit(
     stored = _storable_payload(payload, body)
     if target:
         stored = {**stored, "target": target}
-    tracker.open_request(
-        engine,
-        request_id=request_id,
-        operation=operation,
-        payload=stored,
-        component=COMPONENT,
-        client=principal.name if principal else None,
-    )
+    client = principal.name if principal else None
+    payload_hash = _hash(operation, stored) if idempotency_key else None
+    if idempotency_key and (earlier := _earlier(engine, client, idempotency_key, payload_hash)) is not None:
+        return earlier
+    try:
+        tracker.open_request(
+            engine,
+            request_id=request_id,
+            operation=operation,
+            payload=stored,
+            component=COMPONENT,
+            client=client,
+            idempotency_key=idempotency_key,
+            payload_hash=payload_hash,
+            origin=origin,
+        )
+    except tracker.RepeatedRequest:  # the same key, sent twice at once: the other one won
+        earlier = _earlier(engine, client, idempotency_key or "", payload_hash)
+        assert earlier is not None
+        return earlier
     with Session(engine) as session:
         request = tracker.get_request(session, request_id)
         try:
@@ -159,6 +178,31 @@ def submit(
     if items:
         _enqueue(engine, dispatcher, request_id)
     return Outcome(request, planned)
+
+
+def _hash(operation: str, stored: dict[str, Any]) -> str:
+    canonical = json.dumps({"operation": operation, "payload": stored}, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8", errors="backslashreplace")).hexdigest()
+
+
+def _earlier(engine: Engine, client: str | None, key: str, payload_hash: str | None) -> Outcome | None:
+    """The request this client made with ``key``: the same body gives it back, another is a 409."""
+    with Session(engine) as session:
+        found = session.exec(select(Request).where(Request.client == client, Request.idempotency_key == key)).first()
+        if found is None:
+            return None
+        if found.payload_hash != payload_hash:
+            raise Conflict(
+                f"the idempotency key {shown(key)} was used for a different request ({found.id}); "
+                "use a new key for a new request",
+                code="idempotency_key_reused",
+            )
+        changes = [
+            PlannedChange.model_validate(change.model_dump(exclude={"status", "error_code", "error_detail"}))
+            for change in tracker.change_list(session, found.id)
+        ]
+        session.expunge(found)
+        return Outcome(found, changes, repeated=True)
 
 
 def _storable_payload(payload: Any, body: bytes | None) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Engine
@@ -34,21 +35,56 @@ def open_request(
     component: str,
     source: Source = Source.api,
     client: str | None = None,
+    idempotency_key: str | None = None,
+    payload_hash: str | None = None,
+    origin: KafkaOrigin | None = None,
 ) -> None:
-    """Commit the request as ``received``: from here on it is visible, whatever happens next."""
+    """Commit the request as ``received``: from here on it is visible, whatever happens next.
+
+    Raises RepeatedRequest when the client's idempotency key is already taken (by a race).
+    """
     with Session(engine) as session:
         session.add(
-            Request(id=request_id, source=source, client=client, operation=operation, payload=storable(payload))
+            Request(
+                id=request_id,
+                source=Source.kafka if origin else source,
+                client=client,
+                operation=operation,
+                payload=storable(payload),
+                idempotency_key=idempotency_key,
+                payload_hash=payload_hash,
+                kafka_topic=origin.topic if origin else None,
+                kafka_partition=origin.partition if origin else None,
+                kafka_offset=origin.offset if origin else None,
+            )
         )
         try:
             session.flush()
         except IntegrityError as exc:
+            if "idempotency" in str(exc.orig):
+                raise RepeatedRequest(f"idempotency key {idempotency_key} was taken meanwhile") from exc
             raise Conflict(
                 f"request id {request_id} already names another request; send a new X-Request-ID or none",
                 code="request_id_in_use",
             ) from exc
-        add_event(session, request_id, Step.received, component, operation=operation, source=str(source))
+        detail: dict[str, Any] = {"operation": operation, "source": str(Source.kafka if origin else source)}
+        if origin:
+            detail.update(topic=origin.topic, partition=origin.partition, offset=origin.offset)
+        add_event(session, request_id, Step.received, component, **detail)
         session.commit()
+
+
+@dataclass(frozen=True)
+class KafkaOrigin:
+    """Where a request that came from Kafka was read."""
+
+    topic: str
+    partition: int
+    offset: int
+
+
+class RepeatedRequest(Exception):
+    """The idempotency key names a request made before; look that one up."""
 
 
 def add_event(session: Session, request_id: uuid.UUID, step: Step, component: str, **detail: Any) -> None:
@@ -115,6 +151,10 @@ def describe_request(session: Session, principal: Principal, *, request_id: str)
         changes=[_change_public(change) for change in changes_of(session, parsed)],
         events=[RequestEventPublic.model_validate(event, from_attributes=True) for event in events_of(session, parsed)],
     )
+
+
+def change_list(session: Session, request_id: uuid.UUID) -> list[ChangePublic]:
+    return [_change_public(change) for change in changes_of(session, request_id)]
 
 
 def changes_of(session: Session, request_id: uuid.UUID) -> list[RequestChange]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any, TypeVar
 
 from fastapi import FastAPI, Request, Response
@@ -12,9 +13,10 @@ from db.schemas import Problem, RequestAccepted
 from service import provisioning
 from service.clients import Principal
 from service.dispatch import Dispatcher
-from service.errors import InvalidRequest, PayloadTooLarge
+from service.errors import InvalidRequest, PayloadTooLarge, Violation
 from service.payloads import parse_json_body
 from service.settings import Settings
+from service.tracker import KafkaOrigin
 from service.validation import violations_from_pydantic
 
 _WHY = {
@@ -92,6 +94,8 @@ async def submit(
 ) -> provisioning.Outcome:
     body = await read_body(request, settings.max_body_bytes) if with_body else None
     engine = request.app.state.engine
+    idempotency_key = _idempotency_key(request)
+    origin = _kafka_origin(request)
     outcome = await run_in_threadpool(
         lambda: provisioning.submit(
             engine=engine,
@@ -104,11 +108,43 @@ async def submit(
             max_values=settings.max_values,
             target=target,
             principal=principal,
+            idempotency_key=idempotency_key,
+            origin=origin,
         )
     )
     if outcome.request is not None:
         response.headers["Location"] = status_url(request, outcome)
+    if outcome.repeated:
+        response.headers["Idempotent-Replayed"] = "true"
     return outcome
+
+
+_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
+_TOPIC = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
+
+
+def _idempotency_key(request: Request) -> str | None:
+    """``Idempotency-Key``: the same key and body again give the same request, not a second one."""
+    key = request.headers.get("idempotency-key")
+    if key is None:
+        return None
+    if not _KEY.match(key):
+        raise InvalidRequest([Violation("Idempotency-Key", "use 1 to 255 printable ASCII characters, no spaces")])
+    return key
+
+
+def _kafka_origin(request: Request) -> KafkaOrigin | None:
+    """Where the consumer read the event: X-Kafka-Topic, X-Kafka-Partition, X-Kafka-Offset."""
+    topic = request.headers.get("x-kafka-topic")
+    if topic is None:
+        return None
+    partition = request.headers.get("x-kafka-partition", "")
+    offset = request.headers.get("x-kafka-offset", "")
+    if not (_TOPIC.match(topic) and partition.isdigit() and offset.isdigit()):
+        raise InvalidRequest(
+            [Violation("X-Kafka-Topic", "give a topic name with X-Kafka-Partition and X-Kafka-Offset")]
+        )
+    return KafkaOrigin(topic, int(partition), int(offset))
 
 
 async def read_model(request: Request, model: type[ModelT], settings: Settings) -> ModelT:

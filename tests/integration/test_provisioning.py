@@ -24,7 +24,7 @@ from tests.conftest import (
     wait_for_terminal,
     wait_until,
 )
-from tests.integration.dns_helpers import served
+from tests.integration.dns_helpers import served, texts
 
 pytestmark = pytest.mark.integration
 
@@ -202,3 +202,44 @@ def test_an_update_the_server_silently_ignores_is_failed_not_reported_as_success
     assert final["error_code"] == "not_applied"
     assert "ignored the update" in final["error_detail"]
     assert served(bind, name, "A") is None
+
+
+def test_an_idempotency_key_gives_the_same_request_and_a_different_body_is_a_409(
+    stack: httpx.Client, bind: Bind
+) -> None:
+    name = f"{unique_label('idem')}.{ZONE}"
+    key = f"deploy-{uuid.uuid4()}"
+    body = {"name": name, "type": "A", "values": ["192.0.2.50"]}
+
+    first = stack.post("/api/v1/records", json=body, headers={"Idempotency-Key": key})
+    again = stack.post("/api/v1/records", json=body, headers={"Idempotency-Key": key})
+    other = stack.post("/api/v1/records", json={**body, "values": ["192.0.2.51"]}, headers={"Idempotency-Key": key})
+
+    assert first.status_code == again.status_code == 202
+    assert again.json()["request_id"] == first.json()["request_id"]
+    assert again.headers["idempotent-replayed"] == "true"
+    assert other.status_code == 409
+    assert other.json()["code"] == "idempotency_key_reused"
+    final = wait_for_terminal(stack, first.json()["request_id"])
+    assert final["status"] == "succeeded"
+    assert texts(served(bind, name, "A")) == ["192.0.2.50"]
+    assert stack.get(f"/api/v1/records/{name}/A").json()["version"] == 1  # one change, not two
+    assert stack.post("/api/v1/records", json=body, headers={"Idempotency-Key": "has space"}).status_code == 422
+
+
+def test_the_origin_of_a_kafka_event_is_recorded(stack: httpx.Client) -> None:
+    answer = stack.post(
+        "/api/v1/records",
+        json={"name": f"{unique_label('kafka')}.{ZONE}", "type": "TXT", "values": ["from kafka"]},
+        headers={"X-Kafka-Topic": "dns.requests", "X-Kafka-Partition": "2", "X-Kafka-Offset": "41"},
+    )
+
+    tracked = stack.get(f"/api/v1/requests/{answer.json()['request_id']}").json()
+    assert tracked["source"] == "kafka"
+    assert tracked["events"][0]["detail"] == {
+        "operation": "record.create",
+        "source": "kafka",
+        "topic": "dns.requests",
+        "partition": 2,
+        "offset": 41,
+    }
