@@ -71,6 +71,26 @@ class Settings(BaseSettings):
     rate_limit_burst: int = Field(default=100, ge=1, description="Requests an API client may send at once.")
     max_values: int = Field(default=100, ge=1, le=1000, description="Values in one RRset.")
 
+    # Kafka (the consumer, and the workers' results).
+    kafka_bootstrap_servers: str = "127.0.0.1:19092"
+    kafka_topic: str = "dns.requests"
+    kafka_dlq_topic: str = "dns.requests.dlq"
+    kafka_results_topic: str = "dns.requests.results"
+    kafka_group_id: str = "hostmaster"
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: str | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_cafile: str | None = None
+    kafka_session_timeout_ms: int = Field(default=10_000, ge=6_000)
+    kafka_timeout_s: float = Field(default=10.0, gt=0)
+    consumer_max_message_bytes: int = Field(default=1_048_576, ge=1024)
+    consumer_retry_max_s: float = Field(default=30.0, gt=0, description="Longest wait between tries of the API.")
+    consumer_stats_interval_s: float = Field(default=30.0, gt=0)
+    # The API the consumer calls, as its own client (key from the secrets provider: consumer_api_key).
+    api_url: str = "http://127.0.0.1:8000"
+    consumer_api_key: SecretStr | None = None
+
     # HTTP.
     docs_enabled: bool | None = Field(default=None, description="Serve /docs and /openapi.json (default: not in prod).")
     cors_origins: list[str] = Field(default_factory=list, description="Origins allowed by CORS; none by default.")

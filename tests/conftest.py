@@ -159,6 +159,34 @@ def bind() -> Iterator[Bind]:
 
 
 @dataclass
+class Kafka:
+    bootstrap: str
+    topic: str
+    dlq: str
+    results: str
+
+
+@pytest.fixture(scope="session")
+def kafka() -> Iterator[Kafka]:
+    """A Kafka-protocol broker (Tansu) started by scripts/kafka.sh, with this session's topics."""
+    directory = TEST_RUN_DIR / "kafka"
+    script = ROOT / "scripts" / "kafka.sh"
+    port = free_port()
+    subprocess.run(["bash", str(script), "start", str(directory), str(port)], check=True, timeout=120)
+    suffix = uuid.uuid4().hex[:8]
+    found = Kafka(
+        f"127.0.0.1:{port}", f"dns.requests.{suffix}", f"dns.requests.dlq.{suffix}", f"dns.requests.results.{suffix}"
+    )
+    from kafka.admin import KafkaAdminClient, NewTopic
+
+    admin = KafkaAdminClient(bootstrap_servers=found.bootstrap, request_timeout_ms=15_000)
+    admin.create_topics([NewTopic(topic, 1, 1) for topic in (found.topic, found.dlq, found.results)])
+    admin.close()
+    yield found
+    subprocess.run(["bash", str(script), "stop", str(directory)], check=True, timeout=30)
+
+
+@dataclass
 class Process:
     name: str
     log_path: Path
@@ -197,7 +225,7 @@ def start_process(name: str, args: list[str], env: dict[str, str]) -> Process:
 
 
 @pytest.fixture(scope="session")
-def stack_env(database_url: str, queue_name: str, bind: Bind) -> dict[str, str]:
+def stack_env(database_url: str, queue_name: str, bind: Bind, kafka: Kafka) -> dict[str, str]:
     """The environment of the API and worker processes under test: a tiny retry budget."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("HOSTMASTER_")}
     env.update(
@@ -214,6 +242,11 @@ def stack_env(database_url: str, queue_name: str, bind: Bind) -> dict[str, str]:
         HOSTMASTER_API_PEPPER=TEST_PEPPER,
         HOSTMASTER_RATE_LIMIT_PER_S="1000",
         HOSTMASTER_RATE_LIMIT_BURST="2000",
+        HOSTMASTER_KAFKA_BOOTSTRAP_SERVERS=kafka.bootstrap,
+        HOSTMASTER_KAFKA_TOPIC=kafka.topic,
+        HOSTMASTER_KAFKA_DLQ_TOPIC=kafka.dlq,
+        HOSTMASTER_KAFKA_RESULTS_TOPIC=kafka.results,
+        HOSTMASTER_KAFKA_SESSION_TIMEOUT_MS="6000",
     )
     return env
 

@@ -11,7 +11,7 @@ from dramatiq.middleware import CurrentMessage, TimeLimitExceeded
 from db.engine import make_engine
 from service.dispatch import APPLY_ACTOR
 from service.errors import TransientDnsError
-from workers import apply
+from workers import apply, results
 from workers.broker import broker, settings
 
 logger = logging.getLogger(__name__)
@@ -36,8 +36,20 @@ def apply_request(request_id: str) -> None:
     try:
         apply.apply_request(engine, settings, uuid.UUID(request_id), attempt)
     except TransientDnsError:
+        if attempt.final:
+            _announce_best_effort(request_id)
         raise  # already recorded as retry_scheduled, or as failed on the last attempt
     except (Exception, TimeLimitExceeded) as exc:  # TimeLimitExceeded is a BaseException
         logger.exception("attempt %d failed unexpectedly", attempt.number)
         apply.record_unexpected_failure(engine, uuid.UUID(request_id), attempt, exc)
+        if attempt.final:
+            _announce_best_effort(request_id)
         raise
+    results.announce(engine, settings, uuid.UUID(request_id))  # a Kafka failure retries; the apply is done
+
+
+def _announce_best_effort(request_id: str) -> None:
+    try:
+        results.announce(engine, settings, uuid.UUID(request_id))
+    except Exception:
+        logger.exception("the result of request %s could not be published", request_id)

@@ -60,7 +60,7 @@ def test_an_a_record_is_served_by_bind_and_the_tracker_shows_each_step(stack: ht
     times = [event["at"] for event in final["events"]]
     assert times == sorted(times)
 
-    records = stack.get("/api/v1/records", params={"zone": ZONE}).json()["items"]
+    records = stack.get("/api/v1/records", params={"zone": ZONE, "name": name}).json()["items"]
     mine = [record for record in records if record["name"] == name + "."]
     assert mine == [
         {

@@ -1,0 +1,103 @@
+"""The message contract of the request topic (docs/kafka.md; JSON Schema in consumer/event.schema.json).
+
+The value is a JSON object: ``schema_version`` (1), ``event_id`` (the idempotency key), the
+``operation``, and the same ``body`` the REST API takes. Which call it becomes:
+
+| operation        | call                                     | also needs     |
+|------------------|------------------------------------------|----------------|
+| `record.create`  | POST /api/v1/records                     |                |
+| `record.replace` | PUT /api/v1/records/{name}/{type}        | `name`, `type` |
+| `record.delete`  | DELETE /api/v1/records/{name}/{type}     | `name`, `type` |
+| `changeset`      | POST /api/v2/zones/{zone}/changes        | `zone`         |
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Literal
+from urllib.parse import quote
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+SCHEMA_VERSION = 1
+
+
+class Event(BaseModel):
+    model_config = ConfigDict(extra="forbid", title="Hostmaster request event")
+
+    schema_version: Literal[1] = Field(description="The version of this contract.")
+    event_id: str = Field(
+        min_length=1,
+        max_length=200,
+        pattern=r"^[\x21-\x7e]+$",
+        description="Unique per event: the idempotency key of the request it becomes.",
+    )
+    operation: Literal["record.create", "record.replace", "record.delete", "changeset"]
+    name: str | None = Field(default=None, max_length=255, description="record.replace and record.delete")
+    type: str | None = Field(default=None, max_length=10, description="record.replace and record.delete")
+    zone: str | None = Field(default=None, max_length=255, description="changeset")
+    body: dict[str, Any] | None = Field(default=None, description="The body the REST call takes.")
+
+    @model_validator(mode="after")
+    def _complete(self) -> Event:
+        needs = {
+            "record.create": ("body",),
+            "record.replace": ("name", "type", "body"),
+            "record.delete": ("name", "type"),
+            "changeset": ("zone", "body"),
+        }[self.operation]
+        missing = [field for field in needs if getattr(self, field) is None]
+        if missing:
+            raise ValueError(f"{self.operation} needs {', '.join(missing)}")
+        return self
+
+
+@dataclass(frozen=True)
+class Call:
+    method: str
+    path: str
+    body: dict[str, Any] | None
+
+
+class BadEvent(ValueError):
+    """The message is not an event of this contract; the reason is for the dead-letter headers."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+
+def decode(value: bytes | None) -> Event:
+    if value is None:
+        raise BadEvent("invalid_json", "the message has no value")
+    try:
+        payload = json.loads(value)
+    except (ValueError, RecursionError) as exc:
+        raise BadEvent("invalid_json", f"the value is not JSON: {str(exc)[:200]}") from None
+    try:
+        return Event.model_validate(payload)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in error['loc']) or 'value'}: {error['msg']}"
+            for error in exc.errors(include_url=False, include_input=False)
+        )
+        raise BadEvent("schema_violation", problems[:1000]) from None
+
+
+def call_for(event: Event) -> Call:
+    if event.operation == "record.create":
+        return Call("POST", "/api/v1/records", event.body)
+    if event.operation == "changeset":
+        return Call("POST", f"/api/v2/zones/{quote(event.zone or '', safe='')}/changes", event.body)
+    path = f"/api/v1/records/{quote(event.name or '', safe='')}/{quote(event.type or '', safe='')}"
+    if event.operation == "record.replace":
+        return Call("PUT", path, event.body)
+    return Call("DELETE", path, None)
+
+
+def json_schema() -> dict[str, Any]:
+    schema = Event.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    return schema

@@ -1,0 +1,53 @@
+"""kafka-python, set up from the settings: the boundary where its exceptions become ours."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kafka import KafkaConsumer, KafkaProducer
+
+from service.settings import Settings
+
+
+def _security(settings: Settings) -> dict[str, Any]:
+    config: dict[str, Any] = {"security_protocol": settings.kafka_security_protocol}
+    if settings.kafka_sasl_mechanism:
+        config["sasl_mechanism"] = settings.kafka_sasl_mechanism
+        config["sasl_plain_username"] = settings.kafka_sasl_username
+        if settings.kafka_sasl_password is not None:
+            config["sasl_plain_password"] = settings.kafka_sasl_password.get_secret_value()
+    if settings.kafka_ssl_cafile:
+        config["ssl_cafile"] = settings.kafka_ssl_cafile
+    return config
+
+
+def consumer(settings: Settings) -> KafkaConsumer:
+    """A group member with manual commits, reading from the earliest offset it has not committed."""
+    return KafkaConsumer(
+        settings.kafka_topic,
+        bootstrap_servers=settings.kafka_bootstrap_servers.split(","),
+        group_id=settings.kafka_group_id,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_poll_records=50,
+        max_poll_interval_ms=600_000,
+        session_timeout_ms=settings.kafka_session_timeout_ms,
+        heartbeat_interval_ms=max(1000, settings.kafka_session_timeout_ms // 3),
+        request_timeout_ms=max(30_000, settings.kafka_session_timeout_ms + 5_000),
+        client_id="hostmaster-consumer",
+        **_security(settings),
+    )
+
+
+def producer(settings: Settings) -> KafkaProducer:
+    """acks=all: a dead letter or a result is written before the offset moves on."""
+    return KafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap_servers.split(","),
+        acks="all",
+        retries=5,
+        linger_ms=5,
+        request_timeout_ms=int(settings.kafka_timeout_s * 1000),
+        max_block_ms=int(settings.kafka_timeout_s * 1000),
+        client_id="hostmaster",
+        **_security(settings),
+    )

@@ -1,0 +1,272 @@
+"""The Kafka entry point on a real Kafka-protocol broker: events become requests, once each.
+
+The consumer runs as `python -m consumer` against an API process of its own (same database,
+queue and worker as the rest), so that the API can be stopped and started here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+from tests.conftest import (
+    ZONE,
+    Bind,
+    Kafka,
+    Process,
+    free_port,
+    make_client,
+    start_process,
+    unique_label,
+    wait_until,
+)
+from tests.integration.dns_helpers import served, texts
+
+pytestmark = pytest.mark.integration
+
+
+def start_api(env: dict[str, str], port: int) -> Process:
+    process = start_process(f"api-kafka-{port}", ["-m", "service", "--port", str(port)], env)
+    process.url = f"http://127.0.0.1:{port}"
+
+    def up() -> bool:
+        try:
+            return httpx.get(f"{process.url}/healthz", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    wait_until(up, timeout=30, what="the consumer's API to start")
+    return process
+
+
+class Consumer:
+    """The consumer process and the API it calls, each of which a test may stop and start."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.env = env
+        self.port = free_port()
+        self.api = start_api(env, self.port)
+        self.process = self.start()
+
+    def start(self) -> Process:
+        env = {**self.env, "HOSTMASTER_API_URL": f"http://127.0.0.1:{self.port}"}
+        self.process = start_process(f"consumer-{uuid.uuid4().hex[:6]}", ["-m", "consumer"], env)
+        return self.process
+
+    def stop_api(self) -> None:
+        self.api.stop()
+
+    def start_api(self) -> None:
+        self.api = start_api(self.env, self.port)
+
+    def stop(self) -> None:
+        self.process.stop()
+        self.api.stop()
+
+
+@pytest.fixture(scope="module")
+def consumer(stack: httpx.Client, stack_env: dict[str, str], worker: Process) -> Iterator[Consumer]:
+    key = make_client(stack_env, f"kafka-{unique_label('c')}", ZONE, scopes=("write",))
+    env = {
+        **stack_env,
+        "HOSTMASTER_CONSUMER_API_KEY": key,
+        "HOSTMASTER_KAFKA_GROUP_ID": f"hostmaster-{uuid.uuid4().hex[:6]}",
+        "HOSTMASTER_CONSUMER_STATS_INTERVAL_S": "2",
+        "HOSTMASTER_CONSUMER_RETRY_MAX_S": "1",
+    }
+    running = Consumer(env)
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def producer(kafka: Kafka) -> Iterator[KafkaProducer]:
+    made = KafkaProducer(bootstrap_servers=kafka.bootstrap, acks="all")
+    yield made
+    made.close()
+
+
+def event(name: str, value: str = "kafka", event_id: str | None = None) -> dict[str, Any]:
+    return {
+        "schema_version": 1,
+        "event_id": event_id or f"evt-{uuid.uuid4()}",
+        "operation": "record.create",
+        "body": {"name": name, "type": "TXT", "values": [value]},
+    }
+
+
+def send(producer: KafkaProducer, kafka: Kafka, value: bytes | dict[str, Any], **headers: str) -> int:
+    raw = value if isinstance(value, bytes) else json.dumps(value).encode()
+    sent = producer.send(kafka.topic, value=raw, headers=[(k, v.encode()) for k, v in headers.items()])
+    return int(sent.get(timeout=10).offset)
+
+
+def read(kafka: Kafka, topic: str, want: Any, *, timeout: float = 120) -> list[Any]:
+    """Records of ``topic`` (from the start) until ``want(records)`` holds."""
+    reader = KafkaConsumer(
+        topic,
+        bootstrap_servers=kafka.bootstrap,
+        group_id=f"reader-{uuid.uuid4().hex[:8]}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        session_timeout_ms=6000,
+    )
+    seen: list[Any] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            for records in reader.poll(timeout_ms=1000).values():
+                seen.extend(records)
+            if want(seen):
+                return seen
+    finally:
+        reader.close()
+    raise AssertionError(f"timed out reading {topic}: {len(seen)} records")
+
+
+def results_for(kafka: Kafka, event_ids: set[str], *, timeout: float = 150) -> dict[str, list[dict[str, Any]]]:
+    def complete(records: list[Any]) -> bool:
+        return event_ids <= {json.loads(record.value)["event_id"] for record in records}
+
+    by_event: dict[str, list[dict[str, Any]]] = {}
+    for record in read(kafka, kafka.results, complete, timeout=timeout):
+        value = json.loads(record.value)
+        if value["event_id"] in event_ids:
+            by_event.setdefault(value["event_id"], []).append(value)
+    return by_event
+
+
+def committed(kafka: Kafka, consumer: Consumer) -> int:
+    probe = KafkaConsumer(
+        bootstrap_servers=kafka.bootstrap, group_id=consumer.env["HOSTMASTER_KAFKA_GROUP_ID"], enable_auto_commit=False
+    )
+    try:
+        return int(probe.committed(TopicPartition(kafka.topic, 0)) or 0)
+    finally:
+        probe.close()
+
+
+def test_200_events_become_200_requests_served_by_bind_with_results(
+    consumer: Consumer, producer: KafkaProducer, kafka: Kafka, stack: httpx.Client, bind: Bind
+) -> None:
+    parent = f"{unique_label('k')}.{ZONE}"
+    events = [event(f"e{index}.{parent}", f"value {index}") for index in range(200)]
+    last = max(send(producer, kafka, item) for item in events)
+
+    results = results_for(kafka, {item["event_id"] for item in events})
+
+    assert {result[-1]["status"] for result in results.values()} == {"succeeded"}
+    for index in range(0, 200, 20):
+        assert texts(served(bind, f"e{index}.{parent}", "TXT")) == [f'"value {index}"']
+    sample = results[events[7]["event_id"]][-1]["request_id"]
+    tracked = stack.get(f"/api/v1/requests/{sample}").json()
+    assert tracked["source"] == "kafka"
+    assert tracked["events"][0]["detail"]["topic"] == kafka.topic
+    wait_until(lambda: committed(kafka, consumer) > last, timeout=30, what="the offsets to be committed")
+
+
+def test_the_same_event_twice_is_one_request_and_one_dns_change(
+    consumer: Consumer, producer: KafkaProducer, kafka: Kafka, stack: httpx.Client, bind: Bind
+) -> None:
+    name = f"{unique_label('twice')}.{ZONE}"
+    once = event(name, "only once")
+    send(producer, kafka, once)
+    send(producer, kafka, once)
+
+    results = results_for(kafka, {once["event_id"]})
+
+    assert len({result["request_id"] for result in results[once["event_id"]]}) == 1
+    assert texts(served(bind, name, "TXT")) == ['"only once"']
+    assert stack.get(f"/api/v1/records/{name}/TXT").json()["version"] == 1
+
+
+def test_poison_messages_go_to_the_dead_letter_topic_and_the_rest_goes_on(
+    consumer: Consumer, producer: KafkaProducer, kafka: Kafka, bind: Bind
+) -> None:
+    good = event(f"{unique_label('good')}.{ZONE}", "after poison")
+    marker = uuid.uuid4().hex
+    poison: dict[str, bytes | dict[str, Any]] = {
+        "invalid_json": b"{not json " + marker.encode(),
+        "schema_violation": {"schema_version": 1, "event_id": f"p-{marker}", "operation": "record.create"},
+        "invalid": event("www.nowhere-registered.example", marker, event_id=f"q-{marker}"),
+    }
+    for value in poison.values():
+        send(producer, kafka, value, **{"request-id": str(uuid.uuid4())})
+    send(producer, kafka, good)
+
+    results = results_for(kafka, {good["event_id"]})
+
+    assert results[good["event_id"]][-1]["status"] == "succeeded"
+
+    def all_dead(records: list[Any]) -> bool:
+        return len([record for record in records if marker.encode() in (record.value or b"")]) >= 3
+
+    dead = [record for record in read(kafka, kafka.dlq, all_dead, timeout=60) if marker.encode() in record.value]
+    reasons = {dict(record.headers)["x-dlq-reason"].decode() for record in dead}
+    assert reasons == set(poison)
+    for record in dead:
+        headers = dict(record.headers)
+        assert headers["x-original-topic"].decode() == kafka.topic
+        assert "request-id" in headers  # the original headers travel with it
+        assert headers["x-dlq-detail"]
+
+
+def test_while_the_api_is_down_nothing_is_committed_or_lost(
+    consumer: Consumer, producer: KafkaProducer, kafka: Kafka, bind: Bind
+) -> None:
+    consumer.stop_api()
+    before = committed(kafka, consumer)
+    events = [event(f"down{index}.{unique_label('api')}.{ZONE}") for index in range(5)]
+    for item in events:
+        send(producer, kafka, item)
+    time.sleep(4)
+    assert committed(kafka, consumer) == before
+
+    consumer.start_api()
+    results = results_for(kafka, {item["event_id"] for item in events})
+
+    assert {result[-1]["status"] for result in results.values()} == {"succeeded"}
+    assert committed(kafka, consumer) > before
+
+
+def test_a_consumer_killed_mid_stream_loses_nothing_and_applies_nothing_twice(
+    consumer: Consumer, producer: KafkaProducer, kafka: Kafka, stack: httpx.Client
+) -> None:
+    parent = f"{unique_label('kill')}.{ZONE}"
+    events = [event(f"k{index}.{parent}", f"v{index}") for index in range(60)]
+    for item in events:
+        send(producer, kafka, item)
+    time.sleep(1.5)
+    os.kill(consumer.process.popen.pid, signal.SIGKILL)
+    consumer.process.popen.wait(timeout=10)
+    consumer.start()
+
+    results = results_for(kafka, {item["event_id"] for item in events}, timeout=180)
+
+    assert {result[-1]["status"] for result in results.values()} == {"succeeded"}
+    for index in range(0, 60, 6):
+        assert stack.get(f"/api/v1/records/k{index}.{parent}/TXT").json()["version"] == 1
+
+
+def test_the_consumer_logs_its_counts_and_stops_cleanly_on_sigterm(consumer: Consumer) -> None:
+    wait_until(
+        lambda: any(line.get("message", "").startswith("consumer:") for line in consumer.process.log_lines()),
+        timeout=15,
+        what="a stats line",
+    )
+    stats = next(line for line in consumer.process.log_lines() if line.get("message", "").startswith("consumer:"))
+    assert {"processed", "dead_lettered", "retried", "lag"} <= stats.keys()
+
+    consumer.process.popen.send_signal(signal.SIGTERM)
+    assert consumer.process.popen.wait(timeout=30) == 0
+    assert any(line.get("message") == "consumer stopped" for line in consumer.process.log_lines())
+    consumer.start()

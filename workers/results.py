@@ -1,0 +1,60 @@
+"""The results topic: when a request that came from Kafka ends, its result is published there.
+
+The consumer publishes the results it decides itself (refusals, nothing to change); the
+worker publishes what it decides (succeeded, failed). At least once: a retried message may
+publish a result twice, keyed by the event id, so a reader keeps the last.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import uuid
+
+from kafka import KafkaProducer
+from kafka.errors import KafkaError
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from db.models import RequestStatus, Source
+from service import kafka_clients, tracker
+from service.errors import TransientDnsError
+from service.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+_producer: KafkaProducer | None = None
+_lock = threading.Lock()
+
+
+def announce(engine: Engine, settings: Settings, request_id: uuid.UUID) -> None:
+    """Publish the request's result if it came from Kafka and has ended; retried when Kafka fails."""
+    with Session(engine) as session:
+        request = tracker.get_request(session, request_id)
+        if request.source != Source.kafka or not RequestStatus(request.status).terminal:
+            return
+        event_id = request.idempotency_key
+        value = {
+            "request_id": str(request.id),
+            "event_id": event_id,
+            "status": request.status,
+            "error": {"code": request.error_code, "detail": request.error_detail} if request.error_code else None,
+        }
+    try:
+        _get_producer(settings).send(
+            settings.kafka_results_topic,
+            key=(event_id or "").encode() or None,
+            value=json.dumps(value).encode(),
+        ).get(timeout=settings.kafka_timeout_s)
+    except KafkaError as exc:
+        raise TransientDnsError(f"the result could not be published: {type(exc).__name__}", code="kafka") from exc
+    logger.info("result %s published for event %s", value["status"], event_id)
+
+
+def _get_producer(settings: Settings) -> KafkaProducer:
+    global _producer
+    with _lock:
+        if _producer is None:
+            _producer = kafka_clients.producer(settings)
+        return _producer
