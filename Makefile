@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: run test test-unit test-fuzz lint typecheck format check clean
+.PHONY: run test test-unit test-fuzz bench lint typecheck format check clean
 
 run:  ## the whole service on this machine, in the foreground (Ctrl-C stops it)
 	@bash scripts/run.sh
@@ -15,6 +15,9 @@ test-unit:  ## unit tests only (no services)
 
 test-fuzz:  ## longer fuzzing: schemathesis and hypothesis with many more examples
 	@FUZZ_EXAMPLES=100 FUZZ_SEED=$$RANDOM HYPOTHESIS_PROFILE=fuzz bash scripts/test.sh tests/unit/test_properties.py tests/integration/test_fuzz.py
+
+bench:  ## benchmarks against a running `make run`; not timed tests
+	uv run --frozen python bench/kafka_events.py --events $${EVENTS:-1000}
 
 lint:
 	uv run --frozen ruff check .

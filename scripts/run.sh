@@ -16,6 +16,8 @@ DEMO_KEY=${DEMO_KEY:-hostmaster-key}
 DB_NAME=${DB_NAME:-hostmaster}
 export APP_ENV=${APP_ENV:-dev}
 BIND_DIR="$RUN_DIR/bind"
+KAFKA_DIR="$RUN_DIR/kafka"
+KAFKA_PORT=${KAFKA_PORT:-19092}
 
 pids=()
 cleanup() {
@@ -29,6 +31,7 @@ cleanup() {
     kill -KILL "$pid" 2>/dev/null || true
   done
   "$ROOT/scripts/bind.sh" stop "$BIND_DIR"
+  "$ROOT/scripts/kafka.sh" stop "$KAFKA_DIR"
   stop_started_services
   say "stopped"
 }
@@ -56,12 +59,26 @@ cd "$ROOT"
 uv run --frozen alembic upgrade head
 uv run --frozen hostmaster zone add "$DEMO_ZONE" --primary "127.0.0.1:$BIND_PORT" --key "$DEMO_KEY" --update
 ADMIN_KEY=$(uv run --frozen hostmaster clients create dev-admin --scope admin --zone '*' --rotate-if-exists 2>/dev/null)
+export HOSTMASTER_CONSUMER_API_KEY
+HOSTMASTER_CONSUMER_API_KEY=$(uv run --frozen hostmaster clients create kafka-consumer --scope write --zone '*' \
+  --rotate-if-exists 2>/dev/null)
+"$ROOT/scripts/kafka.sh" start "$KAFKA_DIR" "$KAFKA_PORT"
+export HOSTMASTER_KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$KAFKA_PORT HOSTMASTER_API_URL=http://$API_HOST:$API_PORT
+uv run --frozen python - <<PY
+from kafka.admin import KafkaAdminClient, NewTopic
+admin = KafkaAdminClient(bootstrap_servers="127.0.0.1:$KAFKA_PORT", request_timeout_ms=15000)
+missing = {"dns.requests", "dns.requests.dlq", "dns.requests.results"} - set(admin.list_topics())
+admin.create_topics([NewTopic(name, 1, 1) for name in missing]) if missing else None
+admin.close()
+PY
 
 uv run --frozen hostmaster run api --host "$API_HOST" --port "$API_PORT" &
 pids+=($!)
 uv run --frozen hostmaster run worker --processes 1 --threads 4 &
 pids+=($!)
 wait_port "$API_HOST" "$API_PORT" 30 "the API"
+uv run --frozen python -m consumer &
+pids+=($!)
 
 cat >&2 <<TXT
 
@@ -69,6 +86,7 @@ cat >&2 <<TXT
     API docs      http://$API_HOST:$API_PORT/docs
     RabbitMQ UI   http://127.0.0.1:15672  (guest / guest)
     BIND 9        127.0.0.1:$BIND_PORT, zone $DEMO_ZONE
+    Kafka         127.0.0.1:$KAFKA_PORT, topics dns.requests, dns.requests.dlq, dns.requests.results
     Admin key     $ADMIN_KEY
                   (client dev-admin, development only; a new one on every start)
 

@@ -3,6 +3,7 @@ and stopping it stops everything it started (the script behind `make run` is scr
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from kafka import KafkaProducer
 
 from tests.conftest import (
     PG_HOST,
@@ -36,12 +38,13 @@ DATABASE = f"hostmaster_runsh_test_{os.getpid()}"
 
 @pytest.fixture
 def make_run(database_url: str) -> Iterator[tuple[subprocess.Popen[bytes], dict[str, int], Path, str]]:
-    ports = {"api": free_port(), "bind": free_port()}
+    ports = {"api": free_port(), "bind": free_port(), "kafka": free_port()}
     queue = f"hostmaster_runsh_{uuid.uuid4().hex[:8]}"
     env = {key: value for key, value in os.environ.items() if not key.startswith("HOSTMASTER_")}
     env.update(
         API_PORT=str(ports["api"]),
         BIND_PORT=str(ports["bind"]),
+        KAFKA_PORT=str(ports["kafka"]),
         DB_NAME=DATABASE,
         RUN_DIR=str(RUN_DIR),
         HOSTMASTER_QUEUE_NAME=queue,
@@ -121,6 +124,22 @@ def test_make_run_serves_a_posted_record_and_stops_what_it_started(
     rrset = served_at("127.0.0.1", ports["bind"], name, "A")
     assert rrset is not None
     assert [rdata.to_text() for rdata in rrset] == ["192.0.2.99"]
+
+    by_kafka = f"{unique_label('kafka')}.example.test"
+    producer = KafkaProducer(bootstrap_servers=f"127.0.0.1:{ports['kafka']}", acks="all")
+    event = {
+        "schema_version": 1,
+        "event_id": by_kafka,
+        "operation": "record.create",
+        "body": {"name": by_kafka, "type": "A", "values": ["192.0.2.98"]},
+    }
+    producer.send("dns.requests", json.dumps(event).encode()).get(timeout=10)
+    producer.close()
+    wait_until(
+        lambda: served_at("127.0.0.1", ports["bind"], by_kafka, "A") is not None,
+        timeout=60,
+        what="the event published on Kafka to be served",
+    )
     assert consumers(queue) >= 1
 
     os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
@@ -128,5 +147,6 @@ def test_make_run_serves_a_posted_record_and_stops_what_it_started(
     wait_until(lambda: consumers(queue) == 0, timeout=10, what="the worker to leave the queue")
     assert not port_open("127.0.0.1", ports["api"])
     assert not port_open("127.0.0.1", ports["bind"])
+    assert not port_open("127.0.0.1", ports["kafka"])
     assert port_open(PG_HOST, PG_PORT), "make run must not stop a PostgreSQL it did not start"
     assert port_open("127.0.0.1", 5672), "make run must not stop a RabbitMQ it did not start"
