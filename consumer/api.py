@@ -66,13 +66,19 @@ class ApiClient:
             answer = self.http.request(call.method, call.path, json=call.body, headers=headers)
         except httpx.HTTPError as exc:
             raise Undecided(f"the API cannot be reached: {type(exc).__name__}") from exc
-        if answer.status_code >= 500 or answer.status_code in (408, 429):
-            raise Undecided(f"the API answered {answer.status_code}")
         try:
             body = answer.json()
         except ValueError:
             body = {}
-        return Decision(answer.status_code, body if isinstance(body, dict) else {})
+        body = body if isinstance(body, dict) else {}
+        if answer.status_code >= 500 or answer.status_code in (408, 429):
+            raise Undecided(f"the API answered {answer.status_code}")
+        if answer.status_code == 401:  # our own key is wrong: no event is to blame, none is dropped
+            logger.error("the API refuses the consumer's key (%s): fix HOSTMASTER_CONSUMER_API_KEY", body.get("code"))
+            raise Undecided("the API refuses the consumer's key")
+        if answer.status_code == 409 and body.get("code") == "concurrent_change":
+            raise Undecided("the RRsets were being applied; sending again")
+        return Decision(answer.status_code, body)
 
     def _sleep(self, seconds: float) -> None:
         self.stop.wait(seconds)  # a stop request cuts the wait short

@@ -99,6 +99,11 @@ class Runner:
             "X-Kafka-Offset": str(record.offset),
         }
         decision = self.api.send(call_for(event), request_id=request_id, idempotency_key=idempotency_key, origin=origin)
+        if decision.status_code == 409 and decision.body.get("code") == "request_id_in_use":
+            request_id = uuid.uuid4()  # the producer reused a request id: this event gets its own
+            decision = self.api.send(
+                call_for(event), request_id=request_id, idempotency_key=idempotency_key, origin=origin
+            )
         self.counts.processed += 1
         if decision.accepted:
             status = str(decision.body.get("status", ""))
