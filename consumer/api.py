@@ -33,6 +33,7 @@ class Stopping(Exception):
 class Decision:
     status_code: int
     body: dict[str, Any]
+    replayed: bool = False  # the API gave back the request this idempotency key made before
 
     @property
     def accepted(self) -> bool:
@@ -78,7 +79,10 @@ class ApiClient:
             raise Undecided("the API refuses the consumer's key")
         if answer.status_code == 409 and body.get("code") == "concurrent_change":
             raise Undecided("the RRsets were being applied; sending again")
-        return Decision(answer.status_code, body)
+        if answer.status_code == 403 and body.get("code") == "scope_missing":  # our client's set-up, not the event
+            logger.error("the consumer's client lacks a scope: %s", body.get("detail"))
+            raise Undecided("the consumer's client lacks a scope")
+        return Decision(answer.status_code, body, replayed=answer.headers.get("idempotent-replayed") == "true")
 
     def _sleep(self, seconds: float) -> None:
         self.stop.wait(seconds)  # a stop request cuts the wait short

@@ -73,7 +73,7 @@ def decode(value: bytes | None) -> Event:
     if value is None:
         raise BadEvent("invalid_json", "the message has no value")
     try:
-        payload = json.loads(value)
+        payload = json.loads(value, parse_constant=_not_a_number, parse_float=_finite)
     except (ValueError, RecursionError) as exc:
         raise BadEvent("invalid_json", f"the value is not JSON: {str(exc)[:200]}") from None
     try:
@@ -84,6 +84,17 @@ def decode(value: bytes | None) -> Event:
             for error in exc.errors(include_url=False, include_input=False)
         )
         raise BadEvent("schema_violation", problems[:1000]) from None
+
+
+def _not_a_number(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite(text: str) -> float:
+    number = float(text)
+    if number in (float("inf"), float("-inf")):
+        raise ValueError(f"{text[:20]} is too large a number")
+    return number
 
 
 def call_for(event: Event) -> Call:

@@ -4,13 +4,15 @@ Per message: oversize, not JSON or not the contract → dead-letter topic. Other
 call, as the consumer's own client, with ``Idempotency-Key`` = the event id (or
 topic:partition:offset) so a message read twice makes one request. Accepted (2xx) or refused
 (4xx) → committed; a refusal also goes to the dead-letter topic, and its result to the
-results topic. No decision → tried again, nothing fetched or committed meanwhile.
+results topic. No decision → tried again, nothing fetched or committed meanwhile. Writing to
+Kafka is tried again too: nothing is committed before its dead letter or result is written.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 import time
 import uuid
@@ -18,7 +20,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.errors import CommitFailedError, KafkaError, RebalanceInProgressError
 from kafka.structs import OffsetAndMetadata
+from tenacity import Retrying, retry_if_exception_type, stop_when_event_set, wait_exponential
 
 from consumer.api import ApiClient, Decision, Stopping
 from consumer.contract import BadEvent, call_for, decode
@@ -28,6 +32,8 @@ from service.settings import Settings
 logger = logging.getLogger(__name__)
 
 TERMINAL = ("succeeded", "failed", "rejected")
+DLQ_VALUE_LIMIT = 64 * 1024  # an oversize value is cut to this in its dead letter
+_HEADER_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
 
 
 @dataclass
@@ -65,8 +71,9 @@ class Runner:
                     try:
                         self.handle(record)
                     except Stopping:
-                        return
-                    self.commit(record)
+                        return  # stopped while waiting: not committed, read again after a restart
+                    if not self.commit(record):
+                        break  # the partition moved: what was not committed is read again
             self._stats()
 
     def handle(self, record: Any) -> None:
@@ -78,13 +85,9 @@ class Runner:
 
     def _handle(self, record: Any, headers: dict[str, bytes], request_id: uuid.UUID) -> None:
         where = f"{record.topic}:{record.partition}:{record.offset}"
-        if record.value is not None and len(record.value) > self.settings.consumer_max_message_bytes:
-            self.dead_letter(
-                record,
-                "oversize",
-                f"{len(record.value)} bytes; the limit is {self.settings.consumer_max_message_bytes}",
-                request_id,
-            )
+        limit = self.settings.consumer_max_message_bytes
+        if record.value is not None and len(record.value) > limit:
+            self.dead_letter(record, "oversize", f"{len(record.value)} bytes; the limit is {limit}", request_id)
             return
         try:
             event = decode(record.value)
@@ -92,26 +95,30 @@ class Runner:
             self.dead_letter(record, exc.reason, exc.detail, request_id)
             return
         key_header = headers.get("idempotency-key")
-        idempotency_key = key_header.decode("utf-8", "replace") if key_header else event.event_id or where
+        idempotency_key = key_header.decode("latin-1") if key_header else (event.event_id or where)
+        if not _HEADER_KEY.match(idempotency_key):
+            reason = "the idempotency-key header is not 1 to 255 printable ASCII characters"
+            self.dead_letter(record, "invalid_header", reason, request_id)
+            return
         origin = {
             "X-Kafka-Topic": record.topic,
             "X-Kafka-Partition": str(record.partition),
             "X-Kafka-Offset": str(record.offset),
         }
-        decision = self.api.send(call_for(event), request_id=request_id, idempotency_key=idempotency_key, origin=origin)
+        call = call_for(event)
+        decision = self.api.send(call, request_id=request_id, idempotency_key=idempotency_key, origin=origin)
         if decision.status_code == 409 and decision.body.get("code") == "request_id_in_use":
             request_id = uuid.uuid4()  # the producer reused a request id: this event gets its own
-            decision = self.api.send(
-                call_for(event), request_id=request_id, idempotency_key=idempotency_key, origin=origin
-            )
+            decision = self.api.send(call, request_id=request_id, idempotency_key=idempotency_key, origin=origin)
         self.counts.processed += 1
         if decision.accepted:
             status = str(decision.body.get("status", ""))
             logger.info("event %s accepted as request %s (%s)", event.event_id, decision.body.get("request_id"), status)
-            if status in TERMINAL:  # nothing to change: no worker will announce it
+            if status in TERMINAL and not decision.replayed:  # nothing to change: no worker will announce it
                 self.result(event.event_id, decision, status)
             return
-        reason = "forbidden" if decision.status_code in (401, 403) else str(decision.body.get("code", "rejected"))
+        code = str(decision.body.get("code", "rejected"))
+        reason = "forbidden" if code == "zone_not_granted" else code
         self.dead_letter(record, reason, str(decision.body.get("detail", ""))[:1000], request_id, decision)
         self.result(event.event_id, decision, "rejected")
 
@@ -129,15 +136,15 @@ class Runner:
             ("x-original-offset", str(record.offset).encode()),
             ("x-request-id", str(request_id).encode()),
         ]
-        self.producer.send(self.settings.kafka_dlq_topic, key=record.key, value=record.value, headers=headers).get(
-            timeout=self.settings.kafka_timeout_s
-        )
+        value = record.value
+        if value is not None and len(value) > DLQ_VALUE_LIMIT:  # the copy must fit where the original did not
+            headers.append(("x-dlq-original-size", str(len(value)).encode()))
+            value = value[:DLQ_VALUE_LIMIT]
+        self.produce(self.settings.kafka_dlq_topic, key=record.key, value=value, headers=headers)
         self.counts.dead_lettered += 1
         logger.warning(
-            "message %s:%s:%s dead-lettered: %s (%s)",
-            record.topic,
-            record.partition,
-            record.offset,
+            "message %s dead-lettered: %s (%s)",
+            f"{record.topic}:{record.partition}:{record.offset}",
             reason,
             detail[:200],
         )
@@ -146,18 +153,40 @@ class Runner:
         error = None
         if not decision.accepted:
             error = {"code": decision.body.get("code"), "detail": decision.body.get("detail")}
-        publish_result(
-            self.producer,
-            self.settings,
-            event_id=event_id,
-            request_id=decision.body.get("request_id"),
-            status=status,
-            error=error,
+        message = result_message(
+            event_id=event_id, request_id=decision.body.get("request_id"), status=status, error=error
         )
+        self.produce(self.settings.kafka_results_topic, **message)
 
-    def commit(self, record: Any) -> None:
+    def produce(self, topic: str, **message: Any) -> None:
+        """Write one message (acks=all), trying again while Kafka fails; gives up only to stop."""
+        try:
+            for attempt in Retrying(
+                retry=retry_if_exception_type(KafkaError),
+                wait=wait_exponential(multiplier=0.2, max=self.settings.consumer_retry_max_s),
+                stop=stop_when_event_set(self.stop),
+                sleep=self._sleep,
+                reraise=True,
+            ):
+                with attempt:
+                    self.producer.send(topic, **message).get(timeout=self.settings.kafka_timeout_s)
+        except KafkaError as exc:
+            raise Stopping(f"stopped while {topic} could not be written") from exc
+
+    def _sleep(self, seconds: float) -> None:
+        self.stop.wait(seconds)  # a stop request cuts the wait short
+
+    def commit(self, record: Any) -> bool:
+        """Commit past ``record``; False when the group moved the partition (its batch is read again)."""
         partition = TopicPartition(record.topic, record.partition)
-        self.consumer.commit({partition: OffsetAndMetadata(record.offset + 1, "", -1)})
+        try:
+            self.consumer.commit({partition: OffsetAndMetadata(record.offset + 1, "", -1)})
+        except (CommitFailedError, RebalanceInProgressError) as exc:
+            logger.warning(
+                "commit past %s:%s refused (%s); reading again", record.topic, record.offset, type(exc).__name__
+            )
+            return False
+        return True
 
     def _stats(self) -> None:
         now = time.monotonic()
@@ -170,39 +199,23 @@ class Runner:
             position = self.consumer.position(partition) if high is not None else None
             if high is not None and position is not None:
                 lag += max(0, high - position)
-        logger.info(
-            "consumer: %d processed, %d dead-lettered, %d retried, lag %d",
-            self.counts.processed,
-            self.counts.dead_lettered,
-            self.api.retried,
-            lag,
-            extra={
-                "processed": self.counts.processed,
-                "dead_lettered": self.counts.dead_lettered,
-                "retried": self.api.retried,
-                "lag": lag,
-            },
-        )
+        counts = {
+            "processed": self.counts.processed,
+            "dead_lettered": self.counts.dead_lettered,
+            "retried": self.api.retried,
+            "lag": lag,
+        }
+        logger.info("consumer: %d processed, %d dead-lettered, %d retried, lag %d", *counts.values(), extra=counts)
 
 
-def publish_result(
-    producer: KafkaProducer,
-    settings: Settings,
-    *,
-    event_id: str | None,
-    request_id: Any,
-    status: str,
-    error: dict[str, Any] | None,
-) -> None:
-    """One event on the results topic, keyed by the event id, so event-driven clients need not poll."""
+def result_message(
+    *, event_id: str | None, request_id: Any, status: str, error: dict[str, Any] | None
+) -> dict[str, Any]:
+    """One event for the results topic, keyed by the event id, so event-driven clients need not poll."""
     value = {
         "request_id": str(request_id) if request_id else None,
         "event_id": event_id,
         "status": status,
         "error": error,
     }
-    producer.send(
-        settings.kafka_results_topic,
-        key=(event_id or "").encode() or None,
-        value=json.dumps(value).encode(),
-    ).get(timeout=settings.kafka_timeout_s)
+    return {"key": (event_id or "").encode() or None, "value": json.dumps(value).encode()}

@@ -13,13 +13,14 @@ import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
-from db.models import Request, RequestStatus, Scope, Step
+from db.models import Request, RequestStatus, Scope, Step, utcnow
 from db.schemas import ChangeIn, ChangeSetIn, PlannedChange, RecordCreate, RecordReplace
 from service import changes, tracker, zones
 from service.clients import Principal
@@ -33,6 +34,7 @@ from service.validation import violations_from_pydantic
 logger = logging.getLogger(__name__)
 
 COMPONENT = "api"
+ABANDONED_AFTER = timedelta(seconds=60)
 
 
 @dataclass(frozen=True)
@@ -131,6 +133,8 @@ def submit(
     client = principal.name if principal else None
     payload_hash = _hash(operation, stored) if idempotency_key else None
     if idempotency_key and (earlier := _earlier(engine, client, idempotency_key, payload_hash)) is not None:
+        if earlier.request is not None and earlier.request.status == RequestStatus.queued:
+            _enqueue(engine, dispatcher, earlier.request.id)  # its message may never have left: send it again
         return earlier
     try:
         tracker.open_request(
@@ -190,6 +194,19 @@ def _earlier(engine: Engine, client: str | None, key: str, payload_hash: str | N
     with Session(engine) as session:
         found = session.exec(select(Request).where(Request.client == client, Request.idempotency_key == key)).first()
         if found is None:
+            return None
+        if found.status == RequestStatus.received and utcnow() - found.created_at > ABANDONED_AFTER:
+            # Its process died between the tracker row and the plan: nothing was changed.
+            tracker.set_status(
+                session,
+                found,
+                RequestStatus.failed,
+                error_code="abandoned",
+                error_detail="the API stopped before this request was planned; it was sent again",
+            )
+            found.idempotency_key = None
+            tracker.add_event(session, found.id, Step.failed, COMPONENT, code="abandoned")
+            session.commit()
             return None
         if found.payload_hash != payload_hash:
             raise Conflict(
@@ -260,6 +277,7 @@ def _fail_unexpectedly(engine: Engine, request_id: uuid.UUID) -> None:
                 error_code="internal",
                 error_detail="Hostmaster failed while validating the request; quote the request id to support",
             )
+            request.idempotency_key = None  # nothing was changed: the same request may be sent again
             tracker.add_event(session, request_id, Step.failed, COMPONENT, code="internal")
             session.commit()
     except Exception:
@@ -269,6 +287,7 @@ def _fail_unexpectedly(engine: Engine, request_id: uuid.UUID) -> None:
 def _reject(session: Session, request_id: uuid.UUID, exc: RequestRejected) -> None:
     request = tracker.get_request(session, request_id)
     tracker.set_status(session, request, RequestStatus.rejected, error_code=exc.code, error_detail=exc.detail)
+    request.idempotency_key = None  # a refusal changed nothing: sending the same again is a new try
     detail: dict[str, Any] = {"code": exc.code, "reason": exc.detail}
     if isinstance(exc, InvalidRequest):
         detail["violations"] = [{"field": v.field, "message": v.message} for v in exc.violations]

@@ -45,6 +45,11 @@ def test_each_operation_becomes_its_rest_call(event: dict[str, object], call: tu
         (None, "invalid_json"),
         (b"{nope", "invalid_json"),
         (b"[1]", "schema_violation"),
+        (b'{"schema_version": 1, "event_id": "e", "operation": "record.create", "body": {"ttl": NaN}}', "invalid_json"),
+        (
+            b'{"schema_version": 1, "event_id": "e", "operation": "record.create", "body": {"ttl": 1e999}}',
+            "invalid_json",
+        ),
         (b'{"schema_version": 2, "event_id": "e", "operation": "record.create", "body": {}}', "schema_violation"),
         (
             b'{"schema_version": 1, "event_id": "has space", "operation": "record.create", "body": {}}',

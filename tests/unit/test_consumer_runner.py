@@ -1,0 +1,164 @@
+"""How the consumer decides about each message, with stand-ins for Kafka and an HTTP transport.
+
+The integration tests run the real consumer on a real broker; these pin the decisions that
+are hard to provoke there: which answers are retried, what is dead-lettered and how, and that
+a Kafka failure while writing a dead letter is waited out, never skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import pytest
+from kafka.errors import KafkaTimeoutError
+
+from consumer.api import ApiClient
+from consumer.runner import DLQ_VALUE_LIMIT, Runner
+from service.settings import Settings
+
+
+@dataclass
+class Record:
+    value: bytes | None
+    headers: list[tuple[str, bytes]] = field(default_factory=list)
+    topic: str = "dns.requests"
+    partition: int = 0
+    offset: int = 7
+    key: bytes | None = b"k"
+
+
+class Sent:
+    def __init__(self, fail: bool) -> None:
+        self.fail = fail
+
+    def get(self, timeout: float) -> None:
+        if self.fail:
+            raise KafkaTimeoutError("broker away")
+
+
+class Producer:
+    def __init__(self, failures: int = 0) -> None:
+        self.failures = failures
+        self.messages: list[tuple[str, dict[str, Any]]] = []
+
+    def send(self, topic: str, **message: Any) -> Sent:
+        if self.failures:
+            self.failures -= 1
+            return Sent(fail=True)
+        self.messages.append((topic, message))
+        return Sent(fail=False)
+
+
+def runner(answer: Callable[[httpx.Request], httpx.Response], producer: Producer | None = None) -> Runner:
+    settings = Settings(consumer_retry_max_s=0.01, kafka_timeout_s=1)
+    stop = threading.Event()
+    api = ApiClient("http://api.test", "hm_key", timeout_s=1, retry_max_s=0.01, stop=stop)
+    api.http = httpx.Client(base_url="http://api.test", transport=httpx.MockTransport(answer))
+    return Runner(settings, consumer=None, producer=producer or Producer(), api=api, stop=stop)
+
+
+def event(**extra: Any) -> bytes:
+    return json.dumps(
+        {
+            "schema_version": 1,
+            "event_id": "e-1",
+            "operation": "record.create",
+            "body": {"name": "a.example.test", "type": "A", "values": ["192.0.2.1"]},
+            **extra,
+        }
+    ).encode()
+
+
+def problem(status: int, code: str) -> httpx.Response:
+    return httpx.Response(status, json={"code": code, "detail": f"because {code}", "request_id": None})
+
+
+def test_an_accepted_event_sends_its_key_and_origin_and_writes_nothing_to_kafka() -> None:
+    seen: list[httpx.Request] = []
+
+    def api(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(202, json={"request_id": "r", "status": "queued"})
+
+    producer = Producer()
+    runner(api, producer).handle(Record(event()))
+
+    assert seen[0].headers["idempotency-key"] == "e-1"
+    assert (seen[0].headers["x-kafka-topic"], seen[0].headers["x-kafka-offset"]) == ("dns.requests", "7")
+    assert producer.messages == []
+
+
+@pytest.mark.parametrize(
+    "first",
+    [httpx.Response(503), problem(401, "bad_key"), problem(403, "scope_missing"), problem(409, "concurrent_change")],
+)
+def test_answers_that_decide_nothing_are_tried_again(first: httpx.Response) -> None:
+    answers = [first, httpx.Response(202, json={"request_id": "r", "status": "queued"})]
+    producer = Producer()
+
+    runner(lambda request: answers.pop(0), producer).handle(Record(event()))
+
+    assert answers == []
+    assert producer.messages == []
+
+
+def test_a_zone_not_granted_is_dead_lettered_as_forbidden_with_a_rejected_result() -> None:
+    producer = Producer()
+
+    runner(lambda request: problem(403, "zone_not_granted"), producer).handle(Record(event()))
+
+    (dlq_topic, dead), (_, result) = producer.messages
+    assert dlq_topic == "dns.requests.dlq"
+    assert dict(dead["headers"])["x-dlq-reason"] == b"forbidden"
+    assert json.loads(result["value"])["status"] == "rejected"
+
+
+def test_a_replayed_request_publishes_no_second_result() -> None:
+    def api(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(
+            202, json={"request_id": "r", "status": "failed"}, headers={"Idempotent-Replayed": "true"}
+        )
+
+    producer = Producer()
+    runner(api, producer).handle(Record(event()))
+
+    assert producer.messages == []
+
+
+@pytest.mark.parametrize(
+    ("record", "reason"),
+    [
+        (Record(b"x" * 2_000_000), "oversize"),
+        (Record(b"{nope"), "invalid_json"),
+        (Record(event(), headers=[("idempotency-key", "caf\u00e9".encode())]), "invalid_header"),
+        (Record(event(), headers=[("idempotency-key", b"a\nb")]), "invalid_header"),
+    ],
+)
+def test_messages_that_cannot_become_requests_are_dead_lettered_without_calling_the_api(
+    record: Record, reason: str
+) -> None:
+    def api(request: httpx.Request) -> httpx.Response:
+        raise AssertionError("the API must not be called")
+
+    producer = Producer()
+    runner(api, producer).handle(record)
+
+    ((_, dead),) = producer.messages
+    headers = dict(dead["headers"])
+    assert headers["x-dlq-reason"].decode() == reason
+    assert len(dead["value"]) <= DLQ_VALUE_LIMIT
+    if reason == "oversize":
+        assert headers["x-dlq-original-size"] == b"2000000"
+
+
+def test_a_dead_letter_is_written_even_when_kafka_fails_for_a_while() -> None:
+    producer = Producer(failures=3)
+
+    runner(lambda request: problem(422, "invalid"), producer).handle(Record(event()))
+
+    assert [topic for topic, _ in producer.messages] == ["dns.requests.dlq", "dns.requests.results"]
