@@ -273,23 +273,28 @@ def admin_key(stack_env: dict[str, str]) -> str:
     return make_client(stack_env, "test-admin", "*", scopes=("admin",))
 
 
-@pytest.fixture(scope="session")
-def api(stack_env: dict[str, str]) -> Iterator[Process]:
-    """The API as `python -m service` on a free port; its base URL is ``api.url``."""
-    port = free_port()
-    process = start_process("api", ["-m", "service", "--port", str(port)], stack_env)
-    url = f"http://127.0.0.1:{port}"
+def start_api(name: str, env: dict[str, str], port: int | None = None) -> Process:
+    """An API as `python -m service` on ``port`` (a free one by default), once it answers /healthz."""
+    port = port or free_port()
+    process = start_process(name, ["-m", "service", "--port", str(port)], env)
+    process.url = f"http://127.0.0.1:{port}"
 
     def healthy() -> bool:
         if process.popen.poll() is not None:
-            raise AssertionError(f"the API exited at start:\n{process.log_path.read_text()}")
+            raise AssertionError(f"the API {name} exited at start:\n{process.log_path.read_text()}")
         try:
-            return httpx.get(f"{url}/healthz", timeout=1).status_code == 200
+            return httpx.get(f"{process.url}/healthz", timeout=1).status_code == 200
         except httpx.HTTPError:
             return False
 
-    wait_until(healthy, timeout=30, what="the API to answer /healthz")
-    process.url = url
+    wait_until(healthy, timeout=30, what=f"the API {name} to answer /healthz")
+    return process
+
+
+@pytest.fixture(scope="session")
+def api(stack_env: dict[str, str]) -> Iterator[Process]:
+    """The API the tests call; its base URL is ``api.url``."""
+    process = start_api("api", stack_env)
     yield process
     process.stop()
 

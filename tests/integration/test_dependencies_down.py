@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.conftest import Process, free_port, start_process, wait_until
+from tests.conftest import free_port, start_api
 
 pytestmark = pytest.mark.integration
 
@@ -19,18 +19,8 @@ def orphan_api(stack_env: dict[str, str]) -> Iterator[str]:
         "HOSTMASTER_DATABASE_URL": f"postgresql+psycopg2://postgres@127.0.0.1:{free_port()}/nothing",
         "HOSTMASTER_RABBITMQ_URL": f"amqp://guest@127.0.0.1:{free_port()}/%2F",
     }
-    port = free_port()
-    process: Process = start_process("api-orphan", ["-m", "service", "--port", str(port)], env)
-    url = f"http://127.0.0.1:{port}"
-
-    def up() -> bool:
-        try:
-            return httpx.get(f"{url}/healthz", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    wait_until(up, timeout=30, what="the API without dependencies to start")
-    yield url
+    process = start_api("api-orphan", env)
+    yield process.url
     process.stop()
 
 

@@ -10,7 +10,6 @@ import sys
 import uuid
 from collections.abc import Iterator
 
-import httpx
 import psycopg2
 import pytest
 
@@ -21,12 +20,10 @@ from tests.conftest import (
     TEST_RUN_DIR,
     Bind,
     Process,
-    free_port,
     hostmaster,
     make_client,
     rabbitmq_connection,
-    start_process,
-    wait_until,
+    start_api,
 )
 
 pytestmark = pytest.mark.integration
@@ -62,17 +59,7 @@ def fuzz_api(stack_env: dict[str, str], bind: Bind) -> Iterator[tuple[Process, s
     zone = hostmaster(env, "zone", "add", "example.test", "--primary", f"{bind.host}:{bind.port}", "--key", "k")
     assert zone.returncode == 0, zone.stderr
     key = make_client(env, "fuzzer", "*", scopes=("admin",))
-    port = free_port()
-    process = start_process("api-fuzz", ["-m", "service", "--port", str(port)], env)
-    process.url = f"http://127.0.0.1:{port}"
-
-    def up() -> bool:
-        try:
-            return httpx.get(f"{process.url}/healthz", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    wait_until(up, timeout=30, what="the fuzzed API to start")
+    process = start_api("api-fuzz", env)
     yield process, key
     process.stop()
     with admin.cursor() as cursor:

@@ -26,6 +26,7 @@ from tests.conftest import (
     Process,
     free_port,
     make_client,
+    start_api,
     start_process,
     unique_label,
     wait_until,
@@ -35,27 +36,13 @@ from tests.integration.dns_helpers import served, texts
 pytestmark = pytest.mark.integration
 
 
-def start_api(env: dict[str, str], port: int) -> Process:
-    process = start_process(f"api-kafka-{port}", ["-m", "service", "--port", str(port)], env)
-    process.url = f"http://127.0.0.1:{port}"
-
-    def up() -> bool:
-        try:
-            return httpx.get(f"{process.url}/healthz", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    wait_until(up, timeout=30, what="the consumer's API to start")
-    return process
-
-
 class Consumer:
     """The consumer process and the API it calls, each of which a test may stop and start."""
 
     def __init__(self, env: dict[str, str]) -> None:
         self.env = env
         self.port = free_port()
-        self.api = start_api(env, self.port)
+        self.api = start_api("api-kafka", env, self.port)
         self.process = self.start()
 
     def start(self) -> Process:
@@ -67,7 +54,7 @@ class Consumer:
         self.api.stop()
 
     def start_api(self) -> None:
-        self.api = start_api(self.env, self.port)
+        self.api = start_api("api-kafka", self.env, self.port)
 
     def stop(self) -> None:
         self.process.stop()

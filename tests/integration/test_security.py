@@ -15,12 +15,10 @@ from tests.conftest import (
     ZONE,
     Bind,
     Process,
-    free_port,
     make_client,
-    start_process,
+    start_api,
     unique_label,
     wait_for_terminal,
-    wait_until,
 )
 from tests.integration.dns_helpers import served, texts
 
@@ -336,17 +334,7 @@ def strict_api(stack_env: dict[str, str], stack: httpx.Client) -> Iterator[Proce
         "HOSTMASTER_MAX_CHANGES": "3",
         "HOSTMASTER_MAX_BODY_BYTES": "2048",
     }
-    port = free_port()
-    process = start_process("api-strict", ["-m", "service", "--port", str(port)], env)
-    process.url = f"http://127.0.0.1:{port}"
-
-    def up() -> bool:
-        try:
-            return httpx.get(f"{process.url}/healthz", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    wait_until(up, timeout=30, what="the strict API to start")
+    process = start_api("api-strict", env)
     yield process
     process.stop()
 
