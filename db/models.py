@@ -69,6 +69,7 @@ class Step(StrEnum):
     rejected = "rejected"
     queued = "queued"
     enqueue_failed = "enqueue_failed"
+    requeued = "requeued"
     started = "started"
     dns_sent = "dns_sent"
     dns_verified = "dns_verified"

@@ -79,6 +79,8 @@ pids+=($!)
 wait_port "$API_HOST" "$API_PORT" 30 "the API"
 uv run --frozen python -m consumer &
 pids+=($!)
+uv run --frozen hostmaster run recovery &
+pids+=($!)
 
 cat >&2 <<TXT
 

@@ -11,7 +11,9 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
 import sys
+import threading
 
 from pydantic import ValidationError
 from sqlmodel import Session
@@ -19,11 +21,12 @@ from sqlmodel import Session
 from db.engine import make_engine
 from db.models import ApiClient
 from db.schemas import ClientPublic, ZoneCreate
-from service import clients, zones
+from service import clients, recovery, zones
+from service.dispatch import Dispatcher, make_broker
 from service.errors import HostmasterError, InvalidRequest, NotFound, Violation
 from service.logs import configure_logging, uvicorn_log_config
 from service.names import shown
-from service.settings import SettingsError, get_settings
+from service.settings import Settings, SettingsError, get_settings
 from service.validation import violations_from_pydantic
 
 logger = logging.getLogger(__name__)
@@ -136,6 +139,38 @@ def _print_key(client: ApiClient, key: str) -> None:
     print(key)
 
 
+def _recover(session: Session, args: argparse.Namespace) -> int:
+    settings = get_settings()
+    broker = make_broker(settings)
+    try:
+        done = recovery.recover(session.get_bind(), Dispatcher(broker, settings.queue_name), settings)  # type: ignore[arg-type]
+    finally:
+        broker.close()
+    print(f"{done.requeued} queued again, {done.abandoned} abandoned, {done.timed_out} timed out")
+    return 0
+
+
+def _run_recovery(settings: Settings) -> int:
+    """One recovery pass every ``recovery_interval_s`` until SIGTERM or SIGINT."""
+    configure_logging("recovery", settings.log_level)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    engine = make_engine(settings.database_dsn, pool_size=1, max_overflow=1)
+    broker = make_broker(settings)
+    dispatcher = Dispatcher(broker, settings.queue_name)
+    logger.info("recovery every %.0f s", settings.recovery_interval_s)
+    while not stop.is_set():
+        try:
+            recovery.recover(engine, dispatcher, settings)
+        except Exception:  # a pass that fails (database away) is tried again next time
+            logger.exception("recovery pass failed")
+        stop.wait(settings.recovery_interval_s)
+    broker.close()
+    engine.dispose()
+    return 0
+
+
 def _zone_list(session: Session, args: argparse.Namespace) -> int:
     for zone in zones.list_zones(session):
         print(json.dumps(zone.model_dump(mode="json")))
@@ -144,6 +179,8 @@ def _zone_list(session: Session, args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace, rest: list[str]) -> int:
     settings = get_settings()
+    if args.process == "recovery":
+        return _run_recovery(settings)
     if args.process == "worker":
         from workers.__main__ import main as worker_main
 
@@ -196,8 +233,10 @@ def _parser() -> argparse.ArgumentParser:
         sub.set_defaults(handler=handler)
     client.add_parser("list", help="list clients as JSON lines (never a key)").set_defaults(handler=_client_list)
 
+    commands.add_parser("recover", help="one pass of the recovery job").set_defaults(handler=_recover)
+
     run = commands.add_parser("run", help="run a process in the foreground")
-    run.add_argument("process", choices=["api", "worker"])
+    run.add_argument("process", choices=["api", "worker", "recovery"])
     run.add_argument("--host")
     run.add_argument("--port", type=int)
     run.add_argument("--workers", type=int, default=1, help="uvicorn worker processes (api)")

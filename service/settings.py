@@ -71,6 +71,11 @@ class Settings(BaseSettings):
     rate_limit_burst: int = Field(default=100, ge=1, description="Requests an API client may send at once.")
     max_values: int = Field(default=100, ge=1, le=1000, description="Values in one RRset.")
 
+    # Recovery (service/recovery.py): no request is left in limbo.
+    recovery_requeue_after_s: int = Field(default=60, ge=1, description="Queue again a request queued this long.")
+    request_deadline_s: int = Field(default=3600, ge=1, description="Fail a request not ended this long after it came.")
+    recovery_interval_s: float = Field(default=30.0, gt=0)
+
     # Kafka (the consumer, and the workers' results).
     kafka_bootstrap_servers: str = "127.0.0.1:19092"
     kafka_topic: str = "dns.requests"

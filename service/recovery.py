@@ -1,0 +1,123 @@
+"""The recovery job: every request reaches an end, and none waits for a message that was lost.
+
+One pass:
+- a request still ``received`` a minute after it came (its API process died before planning)
+  is failed as ``abandoned``: nothing was changed;
+- a request ``queued`` longer than ``recovery_requeue_after_s`` is queued again: its message may
+  never have reached RabbitMQ (broker down at that moment, process killed between the commit
+  and the publish). A second message is harmless: the worker applies the current desired state;
+- a request not ended ``request_deadline_s`` after it came is failed with reason ``timeout``.
+
+`hostmaster recover` runs one pass; `hostmaster run recovery` runs one every
+``recovery_interval_s``.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import Engine
+from sqlmodel import Session, col, select
+
+from db.models import ChangeStatus, Request, RequestChange, RequestStatus, RRset, RRsetStatus, Step, utcnow
+from service import tracker
+from service.context import bound_request_id
+from service.dispatch import Dispatcher
+from service.errors import DependencyUnavailable
+from service.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+COMPONENT = "recovery"
+ABANDONED_AFTER = timedelta(seconds=60)
+OPEN = (RequestStatus.received, RequestStatus.queued, RequestStatus.in_progress, RequestStatus.retrying)
+
+
+@dataclass
+class Recovered:
+    requeued: int = 0
+    abandoned: int = 0
+    timed_out: int = 0
+
+
+def recover(engine: Engine, dispatcher: Dispatcher, settings: Settings, now: datetime | None = None) -> Recovered:
+    now = now or utcnow()
+    done = Recovered()
+    deadline = now - timedelta(seconds=settings.request_deadline_s)
+    requeue_before = now - timedelta(seconds=settings.recovery_requeue_after_s)
+    with Session(engine) as session:
+        stale = session.exec(
+            select(Request).where(col(Request.status).in_(OPEN), col(Request.updated_at) < requeue_before)
+        ).all()
+        candidates = [(request.id, request.status, request.created_at) for request in stale]
+    for request_id, status, created_at in candidates:
+        with bound_request_id(str(request_id)):
+            if created_at < deadline:
+                done.timed_out += _end(
+                    engine, request_id, "timeout", f"not ended {settings.request_deadline_s} s after it came"
+                )
+            elif status == RequestStatus.received and now - created_at > ABANDONED_AFTER:
+                done.abandoned += _end(engine, request_id, "abandoned", "the API stopped before it was planned")
+            elif status == RequestStatus.queued:
+                done.requeued += _requeue(engine, dispatcher, request_id)
+    if done.requeued or done.abandoned or done.timed_out:
+        logger.info(
+            "recovery: %d queued again, %d abandoned, %d timed out",
+            done.requeued,
+            done.abandoned,
+            done.timed_out,
+            extra={"requeued": done.requeued, "abandoned": done.abandoned, "timed_out": done.timed_out},
+        )
+    return done
+
+
+def _requeue(engine: Engine, dispatcher: Dispatcher, request_id: uuid.UUID) -> int:
+    with Session(engine) as session:  # the step first, so that it comes before the worker's
+        request = tracker.get_request(session, request_id, for_update=True)
+        if request.status != RequestStatus.queued:
+            return 0
+        request.updated_at = utcnow()  # not queued again before the next interval
+        session.add(request)
+        tracker.add_event(session, request.id, Step.requeued, COMPONENT)
+        session.commit()
+    try:
+        dispatcher.enqueue_apply(request_id)
+    except DependencyUnavailable as exc:
+        logger.warning("request %s stays queued: %s", request_id, exc.detail)
+        with Session(engine) as session:
+            tracker.add_event(session, request_id, Step.enqueue_failed, COMPONENT, reason=exc.detail)
+            session.commit()
+        return 0
+    return 1
+
+
+def _end(engine: Engine, request_id: uuid.UUID, code: str, detail: str) -> int:
+    """Fail a request that will not end by itself, and mark its RRsets' pending changes failed."""
+    with Session(engine) as session:
+        request = tracker.get_request(session, request_id, for_update=True)
+        if RequestStatus(request.status).terminal:
+            return 0
+        pending = session.exec(
+            select(RequestChange).where(
+                RequestChange.request_id == request.id, RequestChange.status == ChangeStatus.pending
+            )
+        ).all()
+        for change in pending:
+            change.status, change.error_code, change.error_detail = ChangeStatus.failed, code, detail
+            session.add(change)
+            row = session.exec(
+                select(RRset).where(
+                    RRset.zone_id == change.zone_id, RRset.owner == change.owner, RRset.rtype == change.rtype
+                )
+            ).first()
+            if row is not None:
+                row.status = RRsetStatus.error
+                session.add(row)
+        tracker.set_status(session, request, RequestStatus.failed, error_code=code, error_detail=detail)
+        request.idempotency_key = None if code == "abandoned" else request.idempotency_key
+        tracker.add_event(session, request.id, Step.failed, COMPONENT, code=code, reason=detail)
+        session.commit()
+    return 1
