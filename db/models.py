@@ -70,6 +70,7 @@ class Step(StrEnum):
     queued = "queued"
     enqueue_failed = "enqueue_failed"
     requeued = "requeued"
+    redriven = "redriven"
     started = "started"
     dns_sent = "dns_sent"
     dns_verified = "dns_verified"

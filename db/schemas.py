@@ -365,3 +365,20 @@ class ClientPublic(SQLModel):
 
 class ClientWithKey(ClientPublic):
     key: str = Field(description="The API key. It is shown once: store it now.")
+
+
+class DeadLetterPublic(SQLModel):
+    message_id: str
+    request_id: str | None
+    actor: str
+    retries: int
+    reason: str | None = Field(description="The request's error code and detail.")
+
+
+class Redrive(_Strict):
+    message_id: str | None = Field(default=None, max_length=64)
+    all: bool = False
+
+
+class Redriven(SQLModel):
+    request_ids: list[str]

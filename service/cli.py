@@ -16,12 +16,13 @@ import sys
 import threading
 
 from pydantic import ValidationError
+from sqlalchemy import Engine
 from sqlmodel import Session
 
 from db.engine import make_engine
 from db.models import ApiClient
 from db.schemas import ClientPublic, ZoneCreate
-from service import clients, recovery, zones
+from service import clients, deadletters, recovery, zones
 from service.dispatch import Dispatcher, make_broker
 from service.errors import HostmasterError, InvalidRequest, NotFound, Violation
 from service.logs import configure_logging, uvicorn_log_config
@@ -139,6 +140,34 @@ def _print_key(client: ApiClient, key: str) -> None:
     print(key)
 
 
+def _dlq(session: Session, args: argparse.Namespace) -> int:
+    settings = get_settings()
+    engine = session.get_bind()
+    assert isinstance(engine, Engine)
+    if args.action == "list":
+        for dead in deadletters.list_dead(engine, settings):
+            print(json.dumps(dead.__dict__))
+        return 0
+    if args.action == "purge":
+        if not args.yes:
+            print("hostmaster: purging drops every dead letter; add --yes", file=sys.stderr)
+            return 2
+        print(f"{deadletters.purge(settings)} purged")
+        return 0
+    broker = make_broker(settings)
+    try:
+        redriven = deadletters.redrive(
+            engine,
+            settings,
+            Dispatcher(broker, settings.queue_name),
+            message_id=None if args.all else args.message_id,
+        )
+    finally:
+        broker.close()
+    print(f"{len(redriven)} re-driven: {' '.join(redriven)}")
+    return 0
+
+
 def _recover(session: Session, args: argparse.Namespace) -> int:
     settings = get_settings()
     broker = make_broker(settings)
@@ -234,6 +263,16 @@ def _parser() -> argparse.ArgumentParser:
     client.add_parser("list", help="list clients as JSON lines (never a key)").set_defaults(handler=_client_list)
 
     commands.add_parser("recover", help="one pass of the recovery job").set_defaults(handler=_recover)
+    dlq = commands.add_parser("dlq", help="the dead-letter queue").add_subparsers(dest="action", required=True)
+    dlq.add_parser("list", help="dead letters and why, as JSON lines").set_defaults(handler=_dlq)
+    redrive = dlq.add_parser("redrive", help="re-drive with a full retry budget")
+    which = redrive.add_mutually_exclusive_group(required=True)
+    which.add_argument("message_id", nargs="?")
+    which.add_argument("--all", action="store_true")
+    redrive.set_defaults(handler=_dlq)
+    purge = dlq.add_parser("purge", help="drop every dead letter")
+    purge.add_argument("--yes", action="store_true", help="yes, drop them")
+    purge.set_defaults(handler=_dlq)
 
     run = commands.add_parser("run", help="run a process in the foreground")
     run.add_argument("process", choices=["api", "worker", "recovery"])

@@ -149,7 +149,8 @@ def bind() -> Iterator[Bind]:
         unavailable("BIND 9 (named)")
     directory = TEST_RUN_DIR / "bind"
     script = ROOT / "scripts" / "bind.sh"
-    specs = [*(f"{zone}:{KEY}" for zone in SERVED_ZONES), f"{STALE_ZONE}:{STALE_KEY}"]
+    # down.test is served too, but registered at a closed port: it is "down" until a test points it here.
+    specs = [*(f"{zone}:{KEY}" for zone in SERVED_ZONES), f"{STALE_ZONE}:{STALE_KEY}", f"{DOWN_ZONE}:{KEY}"]
     port = free_port()
     subprocess.run(["bash", str(script), "stop", str(directory)], check=True, timeout=30)
     shutil.rmtree(directory, ignore_errors=True)  # zone data of an earlier session must not leak in

@@ -41,6 +41,9 @@ PROTECTED = [
     ("POST", "/api/v1/clients"),
     ("POST", "/api/v1/clients/test-admin/rotate"),
     ("DELETE", "/api/v1/clients/test-admin"),
+    ("GET", "/api/v1/dlq"),
+    ("POST", "/api/v1/dlq/redrive"),
+    ("DELETE", "/api/v1/dlq"),
 ]
 
 
@@ -224,6 +227,9 @@ def test_a_reader_reads_its_zones_and_may_not_write(reader: httpx.Client) -> Non
         ("POST", "/api/v1/clients", {"name": "sneaky", "scopes": ["admin"], "zones": ["*"]}),
         ("POST", "/api/v1/clients/test-admin/rotate", None),
         ("DELETE", "/api/v1/clients/test-admin", None),
+        ("GET", "/api/v1/dlq", None),
+        ("POST", "/api/v1/dlq/redrive", {"all": True}),
+        ("DELETE", "/api/v1/dlq?confirm=yes", None),
     ],
 )
 def test_admin_routes_are_refused_to_a_writer(writer: httpx.Client, method: str, path: str, body: Any) -> None:
