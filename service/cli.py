@@ -28,6 +28,7 @@ from service.errors import HostmasterError, InvalidRequest, NotFound, Violation
 from service.logs import configure_logging, uvicorn_log_config
 from service.names import shown
 from service.settings import Settings, SettingsError, get_settings
+from service.supervise import supervise
 from service.validation import violations_from_pydantic
 
 logger = logging.getLogger(__name__)
@@ -211,9 +212,8 @@ def _run(args: argparse.Namespace, rest: list[str]) -> int:
     if args.process == "recovery":
         return _run_recovery(settings)
     if args.process == "worker":
-        from workers.__main__ import main as worker_main
-
-        return worker_main(rest)
+        configure_logging("supervisor", settings.log_level)
+        return supervise([sys.executable, "-m", "workers", *rest], name="worker")
     import uvicorn
 
     uvicorn.run(
