@@ -30,6 +30,9 @@ class Violation:
     field: str
     message: str
 
+    def as_json(self) -> dict[str, str]:
+        return {"field": self.field, "message": self.message}
+
 
 class HostmasterError(Exception):
     """Base of every error Hostmaster raises on purpose."""

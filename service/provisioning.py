@@ -290,6 +290,6 @@ def _reject(session: Session, request_id: uuid.UUID, exc: RequestRejected) -> No
     request.idempotency_key = None  # a refusal changed nothing: sending the same again is a new try
     detail: dict[str, Any] = {"code": exc.code, "reason": exc.detail}
     if isinstance(exc, InvalidRequest):
-        detail["violations"] = [{"field": v.field, "message": v.message} for v in exc.violations]
+        detail["violations"] = [violation.as_json() for violation in exc.violations]
     tracker.add_event(session, request_id, Step.rejected, COMPONENT, **detail)
     session.commit()

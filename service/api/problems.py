@@ -53,29 +53,25 @@ def problem(
 
 
 def _violations(violations: list[Violation]) -> list[dict[str, str]]:
-    return [{"field": v.field, "message": v.message} for v in violations]
+    return [violation.as_json() for violation in violations]
+
+
+# Most specific first: the first class the error is an instance of gives its status.
+_STATUSES: tuple[tuple[type[HostmasterError], int], ...] = (
+    (InvalidRequest, 422),
+    (NotFound, 404),
+    (Conflict, 409),
+    (PayloadTooLarge, 413),
+    (Unauthorized, 401),
+    (Forbidden, 403),
+    (RateLimited, 429),
+    (RequestRejected, 400),
+    (DependencyUnavailable, 503),
+)
 
 
 def _status_of(exc: HostmasterError) -> int:
-    if isinstance(exc, InvalidRequest):
-        return 422
-    if isinstance(exc, NotFound):
-        return 404
-    if isinstance(exc, Conflict):
-        return 409
-    if isinstance(exc, PayloadTooLarge):
-        return 413
-    if isinstance(exc, Unauthorized):
-        return 401
-    if isinstance(exc, Forbidden):
-        return 403
-    if isinstance(exc, RateLimited):
-        return 429
-    if isinstance(exc, RequestRejected):
-        return 400
-    if isinstance(exc, DependencyUnavailable):
-        return 503
-    return 500
+    return next((status for kind, status in _STATUSES if isinstance(exc, kind)), 500)
 
 
 async def hostmaster_error(request: Request, exc: Exception) -> JSONResponse:
