@@ -77,7 +77,7 @@ class ApiClient:
         if answer.status_code == 401:  # our own key is wrong: no event is to blame, none is dropped
             logger.error("the API refuses the consumer's key (%s): fix HOSTMASTER_CONSUMER_API_KEY", body.get("code"))
             raise Undecided("the API refuses the consumer's key")
-        if answer.status_code == 409 and body.get("code") == "concurrent_change":
+        if answer.status_code == 409 and body.get("code") in ("concurrent_change", "idempotency_key_in_flight"):
             raise Undecided("the RRsets were being applied; sending again")
         if answer.status_code == 403 and body.get("code") == "scope_missing":  # our client's set-up, not the event
             logger.error("the consumer's client lacks a scope: %s", body.get("detail"))

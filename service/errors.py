@@ -39,9 +39,10 @@ class HostmasterError(Exception):
 
     code = "error"
 
-    def __init__(self, detail: str, *, code: str | None = None) -> None:
+    def __init__(self, detail: str, *, code: str | None = None, retry_after_s: int | None = None) -> None:
         super().__init__(detail)
         self.detail = detail
+        self.retry_after_s = retry_after_s  # when sending the same again later may succeed
         if code is not None:
             self.code = code
 
@@ -79,8 +80,7 @@ class RateLimited(RequestRejected):
     code = "rate_limited"
 
     def __init__(self, detail: str, *, retry_after_s: int) -> None:
-        super().__init__(detail)
-        self.retry_after_s = retry_after_s
+        super().__init__(detail, retry_after_s=retry_after_s)
 
 
 class PayloadTooLarge(RequestRejected):
@@ -91,8 +91,7 @@ class DependencyUnavailable(HostmasterError):
     code = "unavailable"
 
     def __init__(self, detail: str, *, retry_after_s: int = 5, code: str | None = None) -> None:
-        super().__init__(detail, code=code)
-        self.retry_after_s = retry_after_s
+        super().__init__(detail, code=code, retry_after_s=retry_after_s)
 
 
 class DnsError(HostmasterError):

@@ -34,7 +34,14 @@ from service.validation import violations_from_pydantic
 logger = logging.getLogger(__name__)
 
 COMPONENT = "api"
-ABANDONED_AFTER = timedelta(seconds=60)
+
+
+@dataclass(frozen=True)
+class KeyWindow:
+    """How long an Idempotency-Key answers with its request, and when an unplanned one counts as abandoned."""
+
+    retention: timedelta = timedelta(hours=24)
+    abandon_after: timedelta = timedelta(seconds=60)
 
 
 @dataclass(frozen=True)
@@ -107,6 +114,7 @@ def submit(
     target: dict[str, str] | None = None,
     principal: Principal | None = None,
     idempotency_key: str | None = None,
+    key_window: KeyWindow = KeyWindow(),
     origin: KafkaOrigin | None = None,
 ) -> Outcome:
     """Plan the write ``body`` asks for and, unless it is a dry run, commit and queue it."""
@@ -132,7 +140,7 @@ def submit(
         stored = {**stored, "target": target}
     client = principal.name if principal else None
     payload_hash = _hash(operation, stored) if idempotency_key else None
-    if idempotency_key and (earlier := _earlier(engine, client, idempotency_key, payload_hash)) is not None:
+    if idempotency_key and (earlier := _earlier(engine, client, idempotency_key, payload_hash, key_window)):
         if earlier.request is not None and earlier.request.status == RequestStatus.queued:
             _enqueue(engine, dispatcher, earlier.request.id)  # its message may never have left: send it again
         return earlier
@@ -149,7 +157,7 @@ def submit(
             origin=origin,
         )
     except tracker.RepeatedRequest:  # the same key, sent twice at once: the other one won
-        earlier = _earlier(engine, client, idempotency_key or "", payload_hash)
+        earlier = _earlier(engine, client, idempotency_key or "", payload_hash, key_window)
         assert earlier is not None
         return earlier
     with Session(engine) as session:
@@ -189,13 +197,21 @@ def _hash(operation: str, stored: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode("utf-8", errors="backslashreplace")).hexdigest()
 
 
-def _earlier(engine: Engine, client: str | None, key: str, payload_hash: str | None) -> Outcome | None:
+def _earlier(
+    engine: Engine, client: str | None, key: str, payload_hash: str | None, window: KeyWindow
+) -> Outcome | None:
     """The request this client made with ``key``: the same body gives it back, another is a 409."""
     with Session(engine) as session:
         found = session.exec(select(Request).where(Request.client == client, Request.idempotency_key == key)).first()
         if found is None:
             return None
-        if found.status == RequestStatus.received and utcnow() - found.created_at > ABANDONED_AFTER:
+        age = utcnow() - found.created_at
+        if age > window.retention:  # the recovery job releases such keys; until it runs, so does this
+            found.idempotency_key = None
+            session.add(found)
+            session.commit()
+            return None
+        if found.status == RequestStatus.received and age > window.abandon_after:
             # Its process died between the tracker row and the plan: nothing was changed.
             tracker.set_status(
                 session,
@@ -213,6 +229,13 @@ def _earlier(engine: Engine, client: str | None, key: str, payload_hash: str | N
                 f"the idempotency key {shown(key)} was used for a different request ({found.id}); "
                 "use a new key for a new request",
                 code="idempotency_key_reused",
+            )
+        if found.status == RequestStatus.received:
+            raise Conflict(
+                f"the request {found.id} with idempotency key {shown(key)} is still being planned; "
+                "send it again in a few seconds to learn its outcome",
+                code="idempotency_key_in_flight",
+                retry_after_s=2,
             )
         changes = [
             PlannedChange.model_validate(change.model_dump(exclude={"status", "error_code", "error_detail"}))

@@ -1,12 +1,15 @@
 """The recovery job: every request reaches an end, and none waits for a message that was lost.
 
 One pass:
-- a request still ``received`` a minute after it came (its API process died before planning)
-  is failed as ``abandoned``: nothing was changed;
+- a request still ``received`` ``abandon_after_s`` after it came (its API process died before
+  planning) is failed as ``abandoned``: nothing was changed;
 - a request ``queued`` longer than ``recovery_requeue_after_s`` is queued again: its message may
   never have reached RabbitMQ (broker down at that moment, process killed between the commit
-  and the publish). A second message is harmless: the worker applies the current desired state;
-- a request not ended ``request_deadline_s`` after it came is failed with reason ``timeout``.
+  and the publish). So is one left ``in_progress`` past an attempt's time limit, or
+  ``retrying`` past the longest backoff: its message was lost with a broker or a worker.
+  A second message is harmless: the worker applies the current desired state;
+- a request not ended ``request_deadline_s`` after it came is failed with reason ``timeout``;
+- an Idempotency-Key older than ``idempotency_retention_h`` is released.
 
 `hostmaster recover` runs one pass; `hostmaster run recovery` runs one every
 ``recovery_interval_s``.
@@ -20,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import Engine
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, select, update
 
 from db.models import ChangeStatus, Request, RequestChange, RequestStatus, RRset, RRsetStatus, Step, utcnow
 from service import tracker
@@ -32,7 +35,6 @@ from service.settings import Settings
 logger = logging.getLogger(__name__)
 
 COMPONENT = "recovery"
-ABANDONED_AFTER = timedelta(seconds=60)
 OPEN = (RequestStatus.received, RequestStatus.queued, RequestStatus.in_progress, RequestStatus.retrying)
 
 
@@ -41,28 +43,33 @@ class Recovered:
     requeued: int = 0
     abandoned: int = 0
     timed_out: int = 0
+    keys_released: int = 0
 
 
 def recover(engine: Engine, dispatcher: Dispatcher, settings: Settings, now: datetime | None = None) -> Recovered:
     now = now or utcnow()
     done = Recovered()
     deadline = now - timedelta(seconds=settings.request_deadline_s)
-    requeue_before = now - timedelta(seconds=settings.recovery_requeue_after_s)
+    quiet_for = _quiet_periods(settings)
     with Session(engine) as session:
         stale = session.exec(
-            select(Request).where(col(Request.status).in_(OPEN), col(Request.updated_at) < requeue_before)
+            select(Request).where(
+                col(Request.status).in_(OPEN), col(Request.updated_at) < now - min(quiet_for.values())
+            )
         ).all()
-        candidates = [(request.id, request.status, request.created_at) for request in stale]
-    for request_id, status, created_at in candidates:
+        candidates = [(request.id, request.status, request.created_at, request.updated_at) for request in stale]
+    for request_id, status, created_at, updated_at in candidates:
         with bound_request_id(str(request_id)):
             if created_at < deadline:
                 done.timed_out += _end(
                     engine, request_id, "timeout", f"not ended {settings.request_deadline_s} s after it came"
                 )
-            elif status == RequestStatus.received and now - created_at > ABANDONED_AFTER:
-                done.abandoned += _end(engine, request_id, "abandoned", "the API stopped before it was planned")
-            elif status == RequestStatus.queued:
-                done.requeued += _requeue(engine, dispatcher, request_id)
+            elif status == RequestStatus.received:
+                if now - created_at > timedelta(seconds=settings.abandon_after_s):
+                    done.abandoned += _end(engine, request_id, "abandoned", "the API stopped before it was planned")
+            elif now - updated_at > quiet_for[RequestStatus(status)]:
+                done.requeued += _requeue(engine, dispatcher, request_id, RequestStatus(status))
+    done.keys_released = release_idempotency_keys(engine, now - timedelta(hours=settings.idempotency_retention_h))
     if done.requeued or done.abandoned or done.timed_out:
         logger.info(
             "recovery: %d queued again, %d abandoned, %d timed out",
@@ -74,14 +81,37 @@ def recover(engine: Engine, dispatcher: Dispatcher, settings: Settings, now: dat
     return done
 
 
-def _requeue(engine: Engine, dispatcher: Dispatcher, request_id: uuid.UUID) -> int:
+def _quiet_periods(settings: Settings) -> dict[RequestStatus, timedelta]:
+    """How long a request may sit in each open status, untouched, before its message counts as lost."""
+    grace = settings.recovery_requeue_after_s
+    return {
+        RequestStatus.received: timedelta(seconds=min(grace, settings.abandon_after_s)),
+        RequestStatus.queued: timedelta(seconds=grace),
+        RequestStatus.in_progress: timedelta(seconds=settings.apply_time_limit_s + grace),
+        RequestStatus.retrying: timedelta(seconds=settings.max_backoff_ms / 1000 + grace),
+    }
+
+
+def release_idempotency_keys(engine: Engine, before: datetime) -> int:
+    """Forget the Idempotency-Keys of requests made before ``before``: the same key is then a new request."""
+    with Session(engine) as session:
+        released = session.exec(
+            update(Request)
+            .where(col(Request.idempotency_key).is_not(None), col(Request.created_at) < before)
+            .values(idempotency_key=None)
+        )
+        session.commit()
+    return int(released.rowcount or 0)
+
+
+def _requeue(engine: Engine, dispatcher: Dispatcher, request_id: uuid.UUID, seen: RequestStatus) -> int:
     with Session(engine) as session:  # the step first, so that it comes before the worker's
         request = tracker.get_request(session, request_id, for_update=True)
-        if request.status != RequestStatus.queued:
-            return 0
+        if request.status != seen:
+            return 0  # it moved on since it was read
         request.updated_at = utcnow()  # not queued again before the next interval
         session.add(request)
-        tracker.add_event(session, request.id, Step.requeued, COMPONENT)
+        tracker.add_event(session, request.id, Step.requeued, COMPONENT, was=seen.value)
         session.commit()
     try:
         dispatcher.enqueue_apply(request_id)

@@ -75,6 +75,16 @@ class Settings(BaseSettings):
     recovery_requeue_after_s: int = Field(default=60, ge=1, description="Queue again a request queued this long.")
     request_deadline_s: int = Field(default=3600, ge=1, description="Fail a request not ended this long after it came.")
     recovery_interval_s: float = Field(default=30.0, gt=0)
+    abandon_after_s: int = Field(
+        default=60, ge=1, description="End as abandoned a request still unplanned this long after it came."
+    )
+    idempotency_retention_h: int = Field(
+        default=24, ge=24, description="Hours an Idempotency-Key keeps answering with its request."
+    )
+    # Reconciliation (workers/reconcile.py): each zone's AXFR compared with the desired state.
+    reconcile_interval_s: float = Field(
+        default=300.0, ge=0, description="Reconcile every zone this often (0: only on demand)."
+    )
 
     # Kafka (the consumer, and the workers' results).
     kafka_bootstrap_servers: str = "127.0.0.1:19092"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from typing import Any, TypeVar
 
 from fastapi import FastAPI, Request, Response
@@ -109,6 +110,10 @@ async def submit(
             target=target,
             principal=principal,
             idempotency_key=idempotency_key,
+            key_window=provisioning.KeyWindow(
+                retention=timedelta(hours=settings.idempotency_retention_h),
+                abandon_after=timedelta(seconds=settings.abandon_after_s),
+            ),
             origin=origin,
         )
     )

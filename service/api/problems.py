@@ -83,10 +83,9 @@ async def hostmaster_error(request: Request, exc: Exception) -> JSONResponse:
         extra["violations"] = _violations(exc.violations)
     if isinstance(exc, Unauthorized):
         headers = {"WWW-Authenticate": 'Bearer realm="hostmaster"'}
-    if isinstance(exc, RateLimited):
+    if exc.retry_after_s is not None:
         headers = {"Retry-After": str(exc.retry_after_s)}
     if isinstance(exc, DependencyUnavailable):
-        headers = {"Retry-After": str(exc.retry_after_s)}
         logger.warning("answering 503: %s", exc.detail)
     if status == 500:
         logger.error("unexpected %s: %s", type(exc).__name__, exc.detail)

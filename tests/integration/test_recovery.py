@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Iterator
 
 import httpx
+import psycopg2
 import pytest
 
 from tests.conftest import (
@@ -99,3 +100,97 @@ def test_a_request_that_cannot_end_is_failed_at_its_deadline(
     assert final["error_code"] == "timeout"
     assert final["changes"][0]["status"] == "failed"
     assert stack.get(f"/api/v1/records/{name}/A").json()["status"] == "error"
+
+
+def _sql(database_url: str, statement: str, *args: object) -> None:
+    """Age or rewind a request behind the API's back: the faults these tests stand for."""
+    dsn = database_url.replace("postgresql+psycopg2://", "postgresql://")
+    with psycopg2.connect(dsn, connect_timeout=5) as connection, connection.cursor() as cursor:
+        cursor.execute(statement, args)
+
+
+def test_a_retrying_request_whose_message_was_lost_is_queued_again(
+    api_without_worker: tuple[Process, str],
+    admin_key: str,
+    stack: httpx.Client,
+    stack_env: dict[str, str],
+    database_url: str,
+    bind: Bind,
+) -> None:
+    process, _ = api_without_worker  # its message waits in a queue nobody reads: as good as lost
+    name = f"{unique_label('lost')}.{ZONE}"
+    answer = httpx.post(
+        f"{process.url}/api/v1/records",
+        json={"name": name, "type": "A", "values": ["192.0.2.82"]},
+        headers={"Authorization": f"Bearer {admin_key}"},
+        timeout=30,
+    )
+    request_id = answer.json()["request_id"]
+    _sql(
+        database_url,
+        "UPDATE request SET status = 'retrying', updated_at = now() - interval '10 minutes' WHERE id = %s",
+        request_id,
+    )
+
+    result = hostmaster(
+        {**stack_env, "HOSTMASTER_MAX_BACKOFF_MS": "1000", "HOSTMASTER_RECOVERY_REQUEUE_AFTER_S": "1"}, "recover"
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert "1 queued again" in result.stdout
+    final = wait_for_terminal(stack, request_id)
+    assert final["status"] == "succeeded"
+    requeued = [event for event in final["events"] if event["step"] == "requeued"]
+    assert requeued[0]["detail"]["was"] == "retrying"
+    assert texts(served(bind, name, "A")) == ["192.0.2.82"]
+
+
+def test_an_idempotency_key_answers_for_a_day_and_is_then_released(
+    stack: httpx.Client, stack_env: dict[str, str], database_url: str
+) -> None:
+    key = f"key-{uuid.uuid4()}"
+    first = stack.post(
+        "/api/v1/records",
+        json={"name": f"{unique_label('day')}.{ZONE}", "type": "TXT", "values": ["one"]},
+        headers={"Idempotency-Key": key},
+    )
+    request_id = first.json()["request_id"]
+    wait_for_terminal(stack, request_id)
+    other_body = {"name": f"{unique_label('day')}.{ZONE}", "type": "TXT", "values": ["two"]}
+    _sql(database_url, "UPDATE request SET created_at = now() - interval '23 hours' WHERE id = %s", request_id)
+    assert stack.post("/api/v1/records", json=other_body, headers={"Idempotency-Key": key}).status_code == 409
+
+    _sql(database_url, "UPDATE request SET created_at = now() - interval '25 hours' WHERE id = %s", request_id)
+    result = hostmaster(stack_env, "recover")
+
+    assert result.returncode == 0, result.stderr
+    again = stack.post("/api/v1/records", json=other_body, headers={"Idempotency-Key": key})
+    assert again.status_code == 202, again.text
+    assert again.json()["request_id"] != request_id
+    assert "idempotent-replayed" not in again.headers
+
+
+def test_a_key_whose_request_is_still_being_planned_answers_409_then_abandoned_after_the_limit(
+    stack: httpx.Client, database_url: str
+) -> None:
+    key = f"key-{uuid.uuid4()}"
+    path = f"/api/v1/records/{unique_label('plan')}.{ZONE}/TXT"
+    body = {"values": ["planned"]}
+    request_id = stack.put(path, json=body, headers={"Idempotency-Key": key}).json()["request_id"]
+    wait_for_terminal(stack, request_id)
+    # As if the API process had died between the tracker's first row and the plan.
+    _sql(database_url, "UPDATE request SET status = 'received' WHERE id = %s", request_id)
+
+    in_flight = stack.put(path, json=body, headers={"Idempotency-Key": key})
+
+    assert in_flight.status_code == 409
+    assert in_flight.json()["code"] == "idempotency_key_in_flight"
+    assert in_flight.headers["retry-after"]
+
+    _sql(database_url, "UPDATE request SET created_at = now() - interval '2 minutes' WHERE id = %s", request_id)
+    later = stack.put(path, json=body, headers={"Idempotency-Key": key})
+
+    assert later.status_code == 202, later.text
+    assert later.json()["request_id"] != request_id
+    old = stack.get(f"/api/v1/requests/{request_id}").json()
+    assert (old["status"], old["error_code"]) == ("failed", "abandoned")
