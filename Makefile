@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: run test test-unit test-fuzz bench lint typecheck format check clean
+.PHONY: run test test-unit test-fuzz test-faults bench lint typecheck format check clean
 
 run:  ## the whole service on this machine, in the foreground (Ctrl-C stops it)
 	@bash scripts/run.sh
@@ -12,6 +12,9 @@ test:  ## install what is missing, bring up what the tests need, run the whole s
 
 test-unit:  ## unit tests only (no services)
 	@bash scripts/test.sh tests/unit
+
+test-faults:  ## the fault-injection suite alone (make test runs it too): kills, restarts, outages under load
+	@bash scripts/test.sh tests/faults
 
 test-fuzz:  ## longer fuzzing: schemathesis and hypothesis with many more examples
 	@FUZZ_EXAMPLES=100 FUZZ_SEED=$$RANDOM HYPOTHESIS_PROFILE=fuzz bash scripts/test.sh tests/unit/test_properties.py tests/integration/test_fuzz.py
@@ -35,4 +38,5 @@ check: lint typecheck
 clean:
 	bash scripts/bind.sh stop .run/bind || true
 	bash scripts/bind.sh stop .run/test/bind || true
+	bash scripts/bind.sh stop .run/test/faults/bind || true
 	rm -rf .run

@@ -8,6 +8,9 @@
 #       run (the zone's data and journal are kept, as the database that describes them is),
 #       then starts named in the background and waits until it answers.
 #   scripts/bind.sh stop DIR
+#   scripts/bind.sh resume DIR PORT
+#       starts named again with the configuration and keys a stopped `start` left in DIR (an
+#       outage of the primary, as the fault-injection suite makes one).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -55,15 +58,29 @@ $keys
 $zones
 CONF
   named-checkconf "$conf" || die "named.conf is not valid ($conf)"
-  setsid named -f -c "$conf" -u root </dev/null >>"$dir/named.out" 2>&1 &
+  launch "$dir" "$port" "${1%%:*}"
+  say "BIND 9 serving ${*%%:*} on 127.0.0.1:$port (pid $(cat "$dir/named.pid.launcher"))"
+}
+
+launch() {  # dir port zone: start named on DIR/named.conf and wait until it answers for ZONE
+  local dir=$1 port=$2 zone=$3
+  setsid named -f -c "$dir/named.conf" -u root </dev/null >>"$dir/named.out" 2>&1 &
   echo $! >"$dir/named.pid.launcher"
   local deadline=$((SECONDS + 15))
-  until dig +tries=1 +time=1 -p "$port" @127.0.0.1 "${1%%:*}" SOA +short 2>/dev/null | grep -q .; do
+  until dig +tries=1 +time=1 -p "$port" @127.0.0.1 "$zone" SOA +short 2>/dev/null | grep -q .; do
     kill -0 "$(cat "$dir/named.pid.launcher")" 2>/dev/null || die "named exited at start; see $dir/named.out and $dir/named.log"
     ((SECONDS < deadline)) || die "named did not answer on 127.0.0.1:$port within 15 s"
     sleep 0.1
   done
-  say "BIND 9 serving ${*%%:*} on 127.0.0.1:$port (pid $(cat "$dir/named.pid.launcher"))"
+}
+
+resume() {
+  local dir port=$2 zone; dir=$(realpath -m "$1")
+  [ -f "$dir/named.conf" ] || die "no named.conf in $dir: use start first"
+  [ -f "$dir/named.pid.launcher" ] && stop "$dir"
+  zone=$(sed -n 's/^zone "\([^"]*\)".*/\1/p' "$dir/named.conf" | head -n1)
+  launch "$dir" "$port" "$zone"
+  say "BIND 9 resumed on 127.0.0.1:$port (pid $(cat "$dir/named.pid.launcher"))"
 }
 
 alive() {  # pid: a named that is running, not a zombie, not a stranger that reused the pid
@@ -91,5 +108,6 @@ stop() {
 case "${1:-}" in
   start) shift; (($# >= 3)) || die "usage: bind.sh start DIR PORT ZONE:KEY..."; ensure_bind; start "$@" ;;
   stop) shift; (($# == 1)) || die "usage: bind.sh stop DIR"; stop "$1" ;;
-  *) die "usage: bind.sh start DIR PORT ZONE:KEY... | stop DIR" ;;
+  resume) shift; (($# == 2)) || die "usage: bind.sh resume DIR PORT"; resume "$@" ;;
+  *) die "usage: bind.sh start DIR PORT ZONE:KEY... | stop DIR | resume DIR PORT" ;;
 esac

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make test`: install what is missing, make sure PostgreSQL and RabbitMQ answer, then run
-# ruff, mypy and the whole pytest suite. The tests start their own BIND 9, API and worker
-# (tests/conftest.py) under .run/test and stop them at the end.
+# ruff, mypy and the whole pytest suite, then the fault-injection suite (tests/faults). The tests
+# start their own BIND 9, Kafka broker, API and workers (tests/conftest.py) under .run/test and
+# stop them at the end.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -21,4 +22,12 @@ uv run --frozen ruff format --check .
 say "mypy"
 uv run --frozen mypy
 say "pytest"
-uv run --frozen pytest "$@"
+if (($#)); then
+  uv run --frozen pytest "$@"
+  exit
+fi
+uv run --frozen pytest
+# The fault-injection suite restarts PostgreSQL and RabbitMQ and stops BIND: it runs on its own,
+# after everything else, with processes and a run directory of its own.
+say "pytest tests/faults (fault injection)"
+TEST_RUN_DIR="$ROOT/.run/test/faults" uv run --frozen pytest tests/faults

@@ -27,7 +27,7 @@ import psycopg2
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-TEST_RUN_DIR = ROOT / ".run" / "test"
+TEST_RUN_DIR = Path(os.environ.get("TEST_RUN_DIR") or ROOT / ".run" / "test")  # one per concurrent run
 PG_HOST = os.environ.get("PG_HOST", "127.0.0.1")
 PG_PORT = int(os.environ.get("PG_PORT", "5432"))
 RABBITMQ_PORT = int(os.environ.get("RABBITMQ_PORT", "5672"))

@@ -1,0 +1,20 @@
+"""Prints the fault-injection table at the end of the run."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.faults.test_faults import ROWS
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if not ROWS:
+        return
+    write = terminalreporter.write_line
+    write("")
+    write("| scenario | requests sent | succeeded | failed (by reason) | lost | time to drain | reached by the fault |")
+    write("|---|---:|---:|---|---:|---:|---:|")
+    for row in ROWS:
+        failed = ", ".join(f"{reason}: {count}" for reason, count in row.failed.items()) or "0"
+        cells = [row.scenario, row.sent, row.succeeded, failed, row.lost, f"{row.drain_s:.1f} s", row.disturbed]
+        write("| " + " | ".join(str(cell) for cell in cells) + " |")
