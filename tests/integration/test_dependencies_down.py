@@ -47,3 +47,31 @@ def test_a_write_with_the_database_down_is_a_503_with_retry_after(orphan_api: st
     assert answer.headers["content-type"] == "application/problem+json"
     assert answer.headers["retry-after"]
     assert answer.json()["code"] == "database_unavailable"
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/api/v1/records"),
+        ("GET", "/api/v1/records/www.example.test/A"),
+        ("GET", "/api/v1/requests/7c9e6679-7425-40de-944b-e07fc1f90ae7"),
+        ("GET", "/api/v1/zones"),
+        ("GET", "/api/v1/clients"),
+        ("DELETE", "/api/v1/records/www.example.test/A"),
+        ("POST", "/api/v2/zones/example.test/changes"),
+    ],
+)
+def test_every_route_with_the_database_down_is_a_503_not_a_500_or_a_hang(
+    orphan_api: str, method: str, path: str
+) -> None:
+    answer = httpx.request(
+        method,
+        f"{orphan_api}{path}",
+        json={"changes": []} if method == "POST" else None,
+        headers={"Authorization": "Bearer hm_0123456789ab_" + "k" * 43},
+        timeout=15,
+    )
+
+    assert answer.status_code == 503, answer.text
+    assert answer.headers["retry-after"]
+    assert answer.json()["code"] == "database_unavailable"

@@ -194,3 +194,26 @@ def test_a_key_whose_request_is_still_being_planned_answers_409_then_abandoned_a
     assert later.json()["request_id"] != request_id
     old = stack.get(f"/api/v1/requests/{request_id}").json()
     assert (old["status"], old["error_code"]) == ("failed", "abandoned")
+
+
+def test_a_request_its_api_left_unplanned_is_ended_as_abandoned(
+    stack: httpx.Client, stack_env: dict[str, str], database_url: str
+) -> None:
+    path = f"/api/v1/records/{unique_label('orphan')}.{ZONE}/TXT"
+    request_id = stack.put(path, json={"values": ["orphan"]}).json()["request_id"]
+    wait_for_terminal(stack, request_id)
+    # As if the API process had died after the tracker's first row, 90 s ago.
+    _sql(
+        database_url,
+        "UPDATE request SET status = 'received', created_at = now() - interval '90 seconds',"
+        " updated_at = now() - interval '90 seconds' WHERE id = %s",
+        request_id,
+    )
+
+    result = hostmaster({**stack_env, "HOSTMASTER_ABANDON_AFTER_S": "60"}, "recover")
+
+    assert result.returncode == 0, result.stderr
+    assert "1 abandoned" in result.stdout
+    final = stack.get(f"/api/v1/requests/{request_id}").json()
+    assert (final["status"], final["error_code"]) == ("failed", "abandoned")
+    assert final["events"][-1]["step"] == "failed"
