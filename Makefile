@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: run test test-unit test-fuzz test-faults bench lint typecheck format check clean
+.PHONY: run test test-unit test-fuzz test-faults bench docs lint typecheck format check clean
 
 run:  ## the whole service on this machine, in the foreground (Ctrl-C stops it)
 	@bash scripts/run.sh
@@ -21,6 +21,9 @@ test-fuzz:  ## longer fuzzing: schemathesis and hypothesis with many more exampl
 
 bench:  ## benchmarks against a running `make run`; not timed tests
 	uv run --frozen python bench/kafka_events.py --events $${EVENTS:-1000}
+
+docs:  ## regenerate the configuration reference in docs/operations.md from service/settings.py
+	uv run --frozen python -m service.configdoc --write
 
 lint:
 	uv run --frozen ruff check .

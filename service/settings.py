@@ -34,37 +34,60 @@ class SettingsError(RuntimeError):
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="HOSTMASTER_", extra="ignore")
 
-    app_env: AppEnv = Field(default="dev", validation_alias="APP_ENV")
-    log_level: str = "INFO"
+    app_env: AppEnv = Field(
+        default="dev",
+        validation_alias="APP_ENV",
+        description="Environment: selects envs/.env.<APP_ENV>; uta and prod refuse placeholder secrets.",
+    )
+    log_level: str = Field(default="INFO", description="Log level of every process (DEBUG, INFO, WARNING, ERROR).")
 
     # PostgreSQL. The password is kept apart from the URL so that it can come from a secret.
-    database_url: str = "postgresql+psycopg2://postgres@127.0.0.1:5432/hostmaster"
-    database_password: SecretStr | None = None
-    database_timeout_s: int = Field(default=5, ge=1)
+    database_url: str = Field(
+        default="postgresql+psycopg2://postgres@127.0.0.1:5432/hostmaster",
+        description="PostgreSQL URL (SQLAlchemy form), without the password.",
+    )
+    database_password: SecretStr | None = Field(default=None, description="PostgreSQL password (a secret).")
+    database_timeout_s: int = Field(default=5, ge=1, description="Connect timeout for PostgreSQL, seconds.")
 
     # RabbitMQ (Dramatiq broker).
-    rabbitmq_url: str = "amqp://guest@127.0.0.1:5672/%2F"
-    rabbitmq_password: SecretStr | None = None
-    queue_name: str = Field(default="dns", pattern=r"^[A-Za-z0-9_.-]{1,100}$")
+    rabbitmq_url: str = Field(
+        default="amqp://guest@127.0.0.1:5672/%2F", description="RabbitMQ URL (AMQP), without the password."
+    )
+    rabbitmq_password: SecretStr | None = Field(default=None, description="RabbitMQ password (a secret).")
+    queue_name: str = Field(
+        default="dns",
+        pattern=r"^[A-Za-z0-9_.-]{1,100}$",
+        description="Dramatiq queue of the workers; its dead letters are in <queue>.XQ.",
+    )
 
     # Worker retry policy for transient DNS failures.
-    max_retries: int = Field(default=5, ge=0)
-    min_backoff_ms: int = Field(default=1000, ge=1)
-    max_backoff_ms: int = Field(default=300_000, ge=1)
-    dns_timeout_s: float = Field(default=5.0, gt=0)
+    max_retries: int = Field(
+        default=5, ge=0, description="Attempts after the first for a transient failure, before dead-lettering."
+    )
+    min_backoff_ms: int = Field(
+        default=1000, ge=1, description="Shortest wait before a retry, milliseconds (doubles each time)."
+    )
+    max_backoff_ms: int = Field(default=300_000, ge=1, description="Longest wait before a retry, milliseconds.")
+    dns_timeout_s: float = Field(
+        default=5.0, gt=0, description="Timeout of each DNS exchange (UPDATE, query, AXFR), seconds."
+    )
     apply_time_limit_s: int = Field(default=900, ge=10, description="Longest one attempt at a request may take.")
 
     # Where mounted secret files live (TSIG secrets under tsig/<key name>).
-    secrets_dir: Path | None = None
+    secrets_dir: Path | None = Field(
+        default=None, description="Directory of mounted secret files (TSIG secrets under tsig/<key name>)."
+    )
     # Mixed into every stored API key hash; a secret like the passwords.
-    api_pepper: SecretStr | None = None
+    api_pepper: SecretStr | None = Field(default=None, description="Mixed into every stored API key hash (a secret).")
     # The secrets provider: back-ends asked in this order (service.secrets).
-    secrets_backends: list[Literal["env", "file", "vault"]] = Field(default=["env", "file"])
-    vault_url: str = ""
-    vault_token: SecretStr | None = None
-    vault_mount: str = "secret"
-    vault_path: str = "hostmaster"
-    vault_timeout_s: float = Field(default=5.0, gt=0)
+    secrets_backends: list[Literal["env", "file", "vault"]] = Field(
+        default=["env", "file"], description="Where secrets are looked up, in order: env, file, vault."
+    )
+    vault_url: str = Field(default="", description="Vault address, for the vault back-end.")
+    vault_token: SecretStr | None = Field(default=None, description="Vault token (a secret).")
+    vault_mount: str = Field(default="secret", description="Vault KV v2 mount.")
+    vault_path: str = Field(default="hostmaster", description="Path of Hostmaster's secrets under the mount.")
+    vault_timeout_s: float = Field(default=5.0, gt=0, description="Timeout of each Vault call, seconds.")
 
     # Limits.
     rate_limit_per_s: float = Field(default=50.0, gt=0, description="Requests a second per API client, on average.")
@@ -74,7 +97,9 @@ class Settings(BaseSettings):
     # Recovery (service/recovery.py): no request is left in limbo.
     recovery_requeue_after_s: int = Field(default=60, ge=1, description="Queue again a request queued this long.")
     request_deadline_s: int = Field(default=3600, ge=1, description="Fail a request not ended this long after it came.")
-    recovery_interval_s: float = Field(default=30.0, gt=0)
+    recovery_interval_s: float = Field(
+        default=30.0, gt=0, description="Seconds between two passes of the recovery job."
+    )
     abandon_after_s: int = Field(
         default=60, ge=1, description="End as abandoned a request still unplanned this long after it came."
     )
@@ -87,34 +112,55 @@ class Settings(BaseSettings):
     )
 
     # Kafka (the consumer, and the workers' results).
-    kafka_bootstrap_servers: str = "127.0.0.1:19092"
-    kafka_topic: str = "dns.requests"
-    kafka_dlq_topic: str = "dns.requests.dlq"
-    kafka_results_topic: str = "dns.requests.results"
-    kafka_group_id: str = "hostmaster"
-    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
-    kafka_sasl_mechanism: str | None = None
-    kafka_sasl_username: str | None = None
-    kafka_sasl_password: SecretStr | None = None
-    kafka_ssl_cafile: str | None = None
-    kafka_session_timeout_ms: int = Field(default=10_000, ge=6_000)
-    kafka_timeout_s: float = Field(default=10.0, gt=0)
-    consumer_max_message_bytes: int = Field(default=1_048_576, ge=1024)
+    kafka_bootstrap_servers: str = Field(
+        default="127.0.0.1:19092", description="Kafka bootstrap servers, comma-separated host:port."
+    )
+    kafka_topic: str = Field(default="dns.requests", description="Topic of request events.")
+    kafka_dlq_topic: str = Field(
+        default="dns.requests.dlq", description="Topic of events that were refused (dead letters)."
+    )
+    kafka_results_topic: str = Field(
+        default="dns.requests.results", description="Topic of results (request ended, or event refused)."
+    )
+    kafka_group_id: str = Field(default="hostmaster", description="Consumer group of the Kafka consumer.")
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        default="PLAINTEXT", description="PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL."
+    )
+    kafka_sasl_mechanism: str | None = Field(
+        default=None, description="SASL mechanism (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)."
+    )
+    kafka_sasl_username: str | None = Field(default=None, description="SASL user name.")
+    kafka_sasl_password: SecretStr | None = Field(default=None, description="SASL password (a secret).")
+    kafka_ssl_cafile: str | None = Field(default=None, description="CA file for SSL to Kafka.")
+    kafka_session_timeout_ms: int = Field(
+        default=10_000, ge=6_000, description="Consumer group session timeout, milliseconds."
+    )
+    kafka_timeout_s: float = Field(default=10.0, gt=0, description="Timeout of each Kafka request, seconds.")
+    consumer_max_message_bytes: int = Field(
+        default=1_048_576, ge=1024, description="Largest event the consumer reads; larger ones are dead-lettered."
+    )
     consumer_retry_max_s: float = Field(default=30.0, gt=0, description="Longest wait between tries of the API.")
-    consumer_stats_interval_s: float = Field(default=30.0, gt=0)
+    consumer_stats_interval_s: float = Field(
+        default=30.0, gt=0, description="Seconds between two statistics lines of the consumer."
+    )
     # The API the consumer calls, as its own client (key from the secrets provider: consumer_api_key).
-    api_url: str = "http://127.0.0.1:8000"
-    consumer_api_key: SecretStr | None = None
+    api_url: str = Field(default="http://127.0.0.1:8000", description="The API the Kafka consumer calls.")
+    consumer_api_key: SecretStr | None = Field(default=None, description="The Kafka consumer's API key (a secret).")
 
     # HTTP.
     docs_enabled: bool | None = Field(default=None, description="Serve /docs and /openapi.json (default: not in prod).")
     cors_origins: list[str] = Field(default_factory=list, description="Origins allowed by CORS; none by default.")
 
+    # Metrics (the API serves /metrics on its own port).
+    metrics_port: int = Field(
+        default=9191, ge=1, le=65535, description="Port of /metrics of the workers and of the Kafka consumer."
+    )
+
     # API.
-    api_host: str = "127.0.0.1"
-    api_port: int = 8000
-    max_body_bytes: int = Field(default=4_194_304, ge=1024)
-    max_changes: int = Field(default=10_000, ge=1)
+    api_host: str = Field(default="127.0.0.1", description="Address the API listens on.")
+    api_port: int = Field(default=8000, description="Port the API listens on.")
+    max_body_bytes: int = Field(default=4_194_304, ge=1024, description="Largest request body, bytes (413 beyond).")
+    max_changes: int = Field(default=10_000, ge=1, description="Most changes in one change set.")
 
     def refuse_placeholder_secrets(self) -> None:
         """Outside dev, every secret must be set, and not to a well-known placeholder."""
