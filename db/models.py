@@ -1,4 +1,4 @@
-"""The tables: registered zones, desired RRsets, and the request tracker.
+"""The tables: registered zones, desired RRsets, the request tracker and reconciliation reports.
 
 Statuses and steps are stored as short strings (not PostgreSQL enums) so that
 adding a value is a code change, not a migration that locks a table.
@@ -32,6 +32,36 @@ class RRsetStatus(StrEnum):
 class DriftPolicy(StrEnum):
     fail = "fail"  # a change made on the server behind our back fails the request: drift_detected
     override = "override"  # our desired state wins
+
+
+class ReconcilePolicy(StrEnum):
+    report = "report"  # reconciliation reports what differs from the desired state
+    repair = "repair"  # and sends the desired state again where an RRset is missing or different
+
+
+class ReconcileTrigger(StrEnum):
+    periodic = "periodic"  # the schedule of `hostmaster run recovery`
+    on_demand = "on_demand"  # an admin asked (API or CLI)
+
+
+class ReconcileStatus(StrEnum):
+    queued = "queued"
+    running = "running"
+    in_sync = "in_sync"  # the server serves the desired state (unmanaged RRsets aside)
+    drift = "drift"  # some RRsets differ, and were not (all) repaired
+    repaired = "repaired"  # some RRsets differed; all were repaired
+    error = "error"  # the zone could not be read; ``error`` says why
+
+    @property
+    def finished(self) -> bool:
+        return self not in (ReconcileStatus.queued, ReconcileStatus.running)
+
+
+class DifferenceKind(StrEnum):
+    missing = "missing"  # desired, not served
+    different = "different"  # served with other values or another TTL
+    not_deleted = "not_deleted"  # deleted in the desired state (a failed delete), still served
+    unmanaged = "unmanaged"  # served, and Hostmaster has no row for it: reported, never touched
 
 
 class ChangeAction(StrEnum):
@@ -105,6 +135,13 @@ class ZoneBase(SQLModel):
         sa_column_kwargs={"server_default": "0.3"},
         description="A change set that deletes or rewrites more than this share of the zone's RRsets "
         "(when it has at least 10) is refused unless forced.",
+    )
+    reconcile: ReconcilePolicy = Field(
+        default=ReconcilePolicy.report,
+        sa_type=sa.String(16),
+        sa_column_kwargs={"server_default": "report"},
+        description="What reconciliation does with an RRset the server serves otherwise than desired: "
+        "`report` it, or `repair` it (send the desired state again). Unmanaged RRsets are only reported.",
     )
 
 
@@ -227,3 +264,33 @@ class ApiClient(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_type=sa.DateTime(timezone=True))
     rotated_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
     revoked_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
+
+
+class Reconciliation(SQLModel, table=True):
+    """One reconciliation of a zone: its transfer compared with the desired state, and what was repaired.
+
+    The zone's name is copied, not only referenced: a report outlives the zone's registration.
+    ``differences`` holds one ``DifferencePublic`` (db/schemas.py) per RRset that differs.
+    """
+
+    __tablename__ = "zone_reconciliation"
+    __table_args__ = (sa.Index("ix_zone_reconciliation_zone_id_requested_at", "zone_id", "requested_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    zone_id: int | None = Field(default=None, foreign_key="zone.id", ondelete="SET NULL")
+    zone: str = Field(max_length=255)
+    trigger: str = Field(max_length=16)
+    repair: bool
+    requested_by: str | None = Field(default=None, max_length=255)  # the API client or "cli"; none when periodic
+    status: str = Field(default=ReconcileStatus.queued, max_length=16)
+    attempts: int = Field(default=0)
+    requested_at: datetime = Field(default_factory=utcnow, sa_type=sa.DateTime(timezone=True))
+    started_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
+    finished_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
+    compared: int = Field(default=0)  # managed RRsets compared
+    skipped: int = Field(default=0)  # managed RRsets with a request in flight: not compared
+    drifted: int = Field(default=0)  # missing, different or not deleted
+    repaired: int = Field(default=0)  # of those, repaired and proven by a query
+    unmanaged: int = Field(default=0)
+    differences: list[dict[str, Any]] = Field(default_factory=list, sa_type=JSONB)
+    error: str | None = Field(default=None)

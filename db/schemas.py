@@ -9,7 +9,7 @@ from typing import Any, Literal
 from pydantic import ConfigDict
 from sqlmodel import Field, SQLModel
 
-from db.models import MAX_TTL, DriftPolicy, ZoneBase
+from db.models import MAX_TTL, DifferenceKind, DriftPolicy, ReconcilePolicy, ReconcileStatus, ReconcileTrigger, ZoneBase
 
 Operation = Literal["create", "upsert", "delete", "add", "remove"]
 
@@ -280,6 +280,7 @@ class ZoneCreate(ZoneBase):
                     "allow_wildcards": True,
                     "drift_policy": "fail",
                     "mass_change_share": 0.3,
+                    "reconcile": "report",
                 }
             ]
         },
@@ -299,6 +300,7 @@ class ZoneUpdate(_Strict):
     allow_wildcards: bool | None = None
     drift_policy: DriftPolicy | None = None
     mass_change_share: float | None = Field(default=None, ge=0, le=1)
+    reconcile: ReconcilePolicy | None = None
 
 
 class ZonePublic(ZoneBase):
@@ -382,3 +384,108 @@ class Redrive(_Strict):
 
 class Redriven(SQLModel):
     request_ids: list[str]
+
+
+class ReconcileIn(_Strict):
+    repair: bool | None = Field(
+        default=None,
+        description="Send the desired state again where an RRset is missing or different. "
+        "Omitted: as the zone's `reconcile` policy says.",
+    )
+
+
+class ReconcileAccepted(SQLModel):
+    model_config = ConfigDict(  # type: ignore[assignment]
+        json_schema_extra={
+            "examples": [
+                {
+                    "report_id": 42,
+                    "status": "queued",
+                    "repair": False,
+                    "status_url": "http://127.0.0.1:8000/api/v1/zones/example.test./reconciliation/42",
+                }
+            ]
+        }
+    )
+
+    report_id: int
+    status: ReconcileStatus
+    repair: bool
+    status_url: str
+
+
+class DifferencePublic(SQLModel):
+    name: str = Field(description="Owner name.")
+    type: str
+    kind: DifferenceKind = Field(
+        description="`missing`: desired, not served. `different`: served with other values or TTL. "
+        "`not_deleted`: deleted in the desired state, still served. `unmanaged`: served, not managed by "
+        "Hostmaster (reported, never changed)."
+    )
+    desired: RRsetContent | None = Field(description="The desired state; null: absent.")
+    served: RRsetContent | None = Field(description="What the primary served; null: nothing.")
+    repaired: bool = Field(description="The desired state was sent again and proven served.")
+    error: str | None = Field(default=None, description="Why a repair did not succeed.")
+
+
+class ReconciliationPublic(SQLModel):
+    model_config = ConfigDict(  # type: ignore[assignment]
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": 42,
+                    "zone": "example.test.",
+                    "trigger": "on_demand",
+                    "repair": False,
+                    "requested_by": "ops",
+                    "status": "drift",
+                    "requested_at": "2026-11-26T12:00:00Z",
+                    "started_at": "2026-11-26T12:00:00.020Z",
+                    "finished_at": "2026-11-26T12:00:00.180Z",
+                    "compared": 12,
+                    "skipped": 0,
+                    "drifted": 1,
+                    "repaired": 0,
+                    "unmanaged": 1,
+                    "error": None,
+                    "differences": [
+                        {
+                            "name": "ns1.example.test.",
+                            "type": "A",
+                            "kind": "unmanaged",
+                            "desired": None,
+                            "served": {"ttl": 300, "values": ["127.0.0.1"]},
+                            "repaired": False,
+                            "error": None,
+                        },
+                        {
+                            "name": "www.example.test.",
+                            "type": "A",
+                            "kind": "different",
+                            "desired": {"ttl": 300, "values": ["192.0.2.10"]},
+                            "served": {"ttl": 300, "values": ["192.0.2.99"]},
+                            "repaired": False,
+                            "error": None,
+                        },
+                    ],
+                }
+            ]
+        }
+    )
+
+    id: int
+    zone: str
+    trigger: ReconcileTrigger
+    repair: bool = Field(description="Whether differences were to be repaired.")
+    requested_by: str | None = Field(description="The API client or `cli` that asked; null when periodic.")
+    status: ReconcileStatus
+    requested_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    compared: int = Field(description="RRsets Hostmaster manages that were compared.")
+    skipped: int = Field(description="RRsets with a request in flight, not compared.")
+    drifted: int = Field(description="RRsets found missing, different or not deleted.")
+    repaired: int = Field(description="Of those, repaired and proven served.")
+    unmanaged: int = Field(description="RRsets served that Hostmaster does not manage.")
+    error: str | None = Field(description="Why the zone could not be reconciled (status error).")
+    differences: list[DifferencePublic]

@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from db.engine import make_engine
-from service.api import changesets, clients, deadletters, health, problems, records, zones
+from service.api import changesets, clients, deadletters, health, metrics, problems, reconciliation, records, zones
 from service.api.common import install_body_schemas
 from service.api.headers import SecurityHeadersMiddleware
 from service.api.middleware import RequestIdMiddleware
@@ -57,9 +57,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     problems.install(app)
     install_body_schemas(app)
     app.include_router(health.router)
+    app.include_router(metrics.router)
     app.include_router(records.router)
     app.include_router(changesets.router)
     app.include_router(zones.router)
+    app.include_router(reconciliation.router)
     app.include_router(clients.router)
     app.include_router(deadletters.router)
     return app

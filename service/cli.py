@@ -2,8 +2,10 @@
 
 hostmaster zone add example.test --primary 127.0.0.1:15353 --key hostmaster-key
 hostmaster zone list
+hostmaster reconcile example.test [--repair | --no-repair] [--wait SECONDS]
 hostmaster run api [--host H] [--port P] [--workers N]
 hostmaster run worker [dramatiq options]
+hostmaster run recovery
 """
 
 from __future__ import annotations
@@ -14,15 +16,17 @@ import logging
 import signal
 import sys
 import threading
+import time
 
 from pydantic import ValidationError
 from sqlalchemy import Engine
 from sqlmodel import Session
 
 from db.engine import make_engine
-from db.models import ApiClient
-from db.schemas import ClientPublic, ZoneCreate
-from service import clients, deadletters, recovery, zones
+from db.models import ApiClient, ReconcileStatus, Scope
+from db.schemas import ClientPublic, ReconciliationPublic, ZoneCreate
+from service import clients, deadletters, reconciliation, recovery, zones
+from service.clients import ALL_ZONES, Principal
 from service.dispatch import Dispatcher, make_broker
 from service.errors import HostmasterError, InvalidRequest, NotFound, Violation
 from service.logs import configure_logging, uvicorn_log_config
@@ -77,6 +81,7 @@ def _zone_add(session: Session, args: argparse.Namespace) -> int:
         min_ttl=args.min_ttl,
         max_ttl=args.max_ttl,
         default_ttl=args.default_ttl,
+        reconcile=args.reconcile,
     )
     zone = zones.register_zone(session, zone_in, update_existing=args.update)
     print(f"zone {zone.name} registered: primary {zone.primary_host}:{zone.primary_port}, key {zone.tsig_key_name}")
@@ -180,8 +185,70 @@ def _recover(session: Session, args: argparse.Namespace) -> int:
     return 0
 
 
+# The CLI acts for an operator who holds the database: an admin.
+_OPERATOR = Principal("cli", frozenset({Scope.admin.value}), (ALL_ZONES,))
+
+
+def _reconcile(session: Session, args: argparse.Namespace) -> int:
+    """Queue a reconciliation of each zone; with --wait, show the reports. Exit 1 while drift remains."""
+    settings = get_settings()
+    engine = session.get_bind()
+    assert isinstance(engine, Engine)
+    broker = make_broker(settings)
+    try:
+        dispatcher = Dispatcher(broker, settings.queue_name)
+        reports = [
+            reconciliation.ask(engine, dispatcher, _OPERATOR, zone=zone, repair=args.repair) for zone in args.zones
+        ]
+    finally:
+        broker.close()
+    for report in reports:
+        print(f"zone {report.zone}: reconciliation {report.id} queued ({'repair' if report.repair else 'report only'})")
+    if args.wait is None:
+        return 0
+    deadline = time.monotonic() + args.wait
+    found = [_finished_report(engine, report.zone, report.id, deadline) for report in reports]
+    for shown_report in found:
+        if shown_report is not None:
+            _print_report(shown_report)
+    settled = (ReconcileStatus.in_sync, ReconcileStatus.repaired)
+    if any(report is None for report in found):
+        print(f"hostmaster: not every reconciliation finished within {args.wait:g} s", file=sys.stderr)
+        return 1
+    return 0 if all(report is not None and report.status in settled for report in found) else 1
+
+
+def _finished_report(engine: Engine, zone: str, report_id: int | None, deadline: float) -> ReconciliationPublic | None:
+    assert report_id is not None
+    while True:
+        with Session(engine) as session:
+            report = reconciliation.get_report(session, _OPERATOR, zone=zone, report_id=report_id)
+        if report.status not in (ReconcileStatus.queued, ReconcileStatus.running):
+            return report
+        if time.monotonic() > deadline:
+            return None
+        time.sleep(0.2)
+
+
+def _print_report(report: ReconciliationPublic) -> None:
+    print(
+        f"zone {report.zone}: {report.status} ({report.compared} compared, {report.drifted} drifted, "
+        f"{report.repaired} repaired, {report.unmanaged} unmanaged, {report.skipped} skipped)"
+    )
+    if report.error:
+        print(f"  error: {report.error}")
+    for difference in report.differences:
+        desired = f"{difference.desired.ttl} {' '.join(difference.desired.values)}" if difference.desired else "nothing"
+        served = f"{difference.served.ttl} {' '.join(difference.served.values)}" if difference.served else "nothing"
+        outcome = (
+            " (repaired)" if difference.repaired else f" (not repaired: {difference.error})" if difference.error else ""
+        )
+        print(f"  {difference.kind} {difference.name} {difference.type}: desired {desired}; served {served}{outcome}")
+
+
 def _run_recovery(settings: Settings) -> int:
-    """One recovery pass every ``recovery_interval_s`` until SIGTERM or SIGINT."""
+    """One recovery pass every ``recovery_interval_s`` until SIGTERM or SIGINT; each pass also
+    queues the reconciliations that are due (``reconcile_interval_s``; 0: none)."""
     configure_logging("recovery", settings.log_level)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -189,12 +256,20 @@ def _run_recovery(settings: Settings) -> int:
     engine = make_engine(settings.database_dsn, pool_size=1, max_overflow=1)
     broker = make_broker(settings)
     dispatcher = Dispatcher(broker, settings.queue_name)
-    logger.info("recovery every %.0f s", settings.recovery_interval_s)
+    logger.info(
+        "recovery every %.0f s; each zone reconciled every %.0f s (0: only on demand)",
+        settings.recovery_interval_s,
+        settings.reconcile_interval_s,
+    )
     while not stop.is_set():
         try:
             recovery.recover(engine, dispatcher, settings)
         except Exception:  # a pass that fails (database away) is tried again next time
             logger.exception("recovery pass failed")
+        try:
+            reconciliation.schedule(engine, dispatcher, settings)
+        except Exception:  # likewise
+            logger.exception("reconciliation schedule failed")
         stop.wait(settings.recovery_interval_s)
     broker.close()
     engine.dispose()
@@ -241,6 +316,9 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("--max-ttl", type=int, default=86400)
     add.add_argument("--default-ttl", type=int, default=3600)
     add.add_argument(
+        "--reconcile", choices=["report", "repair"], default="report", help="what reconciliation does with drift"
+    )
+    add.add_argument(
         "--update", action="store_true", help="if the zone is registered, update its primary, key and TTL policy"
     )
     add.set_defaults(handler=_zone_add)
@@ -263,6 +341,21 @@ def _parser() -> argparse.ArgumentParser:
     client.add_parser("list", help="list clients as JSON lines (never a key)").set_defaults(handler=_client_list)
 
     commands.add_parser("recover", help="one pass of the recovery job").set_defaults(handler=_recover)
+    reconcile = commands.add_parser(
+        "reconcile",
+        help="compare zones as their primaries serve them with the desired state (exit 1 while drift remains)",
+    )
+    reconcile.add_argument("zones", nargs="+", metavar="ZONE")
+    reconcile.add_argument(
+        "--repair",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="send the desired state again where it differs (default: as the zone's reconcile policy says)",
+    )
+    reconcile.add_argument(
+        "--wait", type=float, metavar="SECONDS", help="wait this long for the reports and print their differences"
+    )
+    reconcile.set_defaults(handler=_reconcile)
     dlq = commands.add_parser("dlq", help="the dead-letter queue").add_subparsers(dest="action", required=True)
     dlq.add_parser("list", help="dead letters and why, as JSON lines").set_defaults(handler=_dlq)
     redrive = dlq.add_parser("redrive", help="re-drive with a full retry budget")

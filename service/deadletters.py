@@ -21,7 +21,7 @@ from sqlmodel import Session, select
 
 from db.models import ChangeStatus, RequestChange, RequestStatus, Step
 from service import tracker
-from service.dispatch import Dispatcher, broker_url
+from service.dispatch import APPLY_ACTOR, Dispatcher, broker_url
 from service.errors import DependencyUnavailable
 from service.settings import Settings
 
@@ -68,7 +68,8 @@ def list_dead(engine: Engine, settings: Settings, *, limit: int = 1000) -> list[
 
 
 def redrive(engine: Engine, settings: Settings, dispatcher: Dispatcher, *, message_id: str | None) -> list[str]:
-    """Re-drive the message ``message_id``, or every one; returns the request ids re-driven."""
+    """Re-drive the message ``message_id``, or every one; the request ids re-driven (for a message of
+    another actor than apply_request, its message id)."""
     redriven = []
     with _channel(settings) as channel:
         while True:
@@ -78,11 +79,15 @@ def redrive(engine: Engine, settings: Settings, dispatcher: Dispatcher, *, messa
             message = json.loads(body)
             if message_id is not None and message.get("message_id") != message_id:
                 continue  # left unacknowledged: back to the queue when the channel closes
-            request_id = uuid.UUID(message["args"][0])
-            _reopen(engine, request_id)
-            dispatcher.enqueue_apply(request_id)  # a fresh message: a full retry budget, confirmed
+            if message.get("actor_name") == APPLY_ACTOR:
+                request_id = uuid.UUID(message["args"][0])
+                _reopen(engine, request_id)
+                dispatcher.enqueue_apply(request_id)  # a fresh message: a full retry budget, confirmed
+                redriven.append(str(request_id))
+            else:  # another actor's (a reconciliation): the same call again, with a full retry budget
+                dispatcher.enqueue_call(str(message["actor_name"]), tuple(message.get("args", ())))
+                redriven.append(str(message.get("message_id")))
             channel.basic_ack(method.delivery_tag)
-            redriven.append(str(request_id))
             if message_id is not None:
                 break
     return redriven
@@ -108,8 +113,9 @@ def _reopen(engine: Engine, request_id: uuid.UUID) -> None:
 
 
 def _describe(engine: Engine, message: dict[str, Any]) -> DeadLetter:
-    request_id = message.get("args", [None])[0]
-    reason = None
+    is_apply = message.get("actor_name") == APPLY_ACTOR
+    request_id = message.get("args", [None])[0] if is_apply else None
+    reason = None if is_apply else "see the worker's log lines of this message"
     if request_id:
         with Session(engine) as session:
             try:

@@ -1,4 +1,4 @@
-"""Hand a request to the workers: one Dramatiq message carrying only the request id.
+"""Hand work to the workers: one Dramatiq message carrying only an id (a request's, a reconciliation's).
 
 The API does not import worker code; it publishes to the actor by name. The broker is
 built here for both sides so that the API and the workers agree on the queue and the
@@ -14,13 +14,14 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import dramatiq
 from dramatiq.brokers.rabbitmq import RabbitmqBroker
 
-from service.context import current_client
+from service.context import current_client, current_request_id
 from service.errors import DependencyUnavailable
 from service.settings import Settings
 
 logger = logging.getLogger(__name__)
 
 APPLY_ACTOR = "apply_request"
+RECONCILE_ACTOR = "reconcile_zone"
 
 # pika reads these from the URL; without them a dead broker can hang a caller.
 _CONNECTION_DEFAULTS = {
@@ -52,12 +53,23 @@ class Dispatcher:
         self.queue_name = queue_name
 
     def enqueue_apply(self, request_id: uuid.UUID) -> None:
+        self._enqueue(APPLY_ACTOR, (str(request_id),), request_id=str(request_id))
+
+    def enqueue_reconcile(self, report_id: int) -> None:
+        """Reconcile as the report ``report_id`` says; its log lines carry the current request id (or a new one)."""
+        self._enqueue(RECONCILE_ACTOR, (report_id,), request_id=current_request_id() or str(uuid.uuid4()))
+
+    def enqueue_call(self, actor_name: str, args: tuple[str | int, ...]) -> None:
+        """Call ``actor_name`` again with ``args`` (a re-driven dead letter of another actor)."""
+        self._enqueue(actor_name, args, request_id=current_request_id() or str(uuid.uuid4()))
+
+    def _enqueue(self, actor_name: str, args: tuple[str | int, ...], *, request_id: str) -> None:
         message: dramatiq.Message[None] = dramatiq.Message(
             queue_name=self.queue_name,
-            actor_name=APPLY_ACTOR,
-            args=(str(request_id),),
+            actor_name=actor_name,
+            args=args,
             kwargs={},
-            options={"request_id": str(request_id), "client": current_client()},
+            options={"request_id": request_id, "client": current_client()},
         )
         try:
             self.broker.enqueue(message)

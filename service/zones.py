@@ -108,6 +108,7 @@ def _validated(zone_in: ZoneCreate) -> Zone:
         allow_wildcards=zone_in.allow_wildcards,
         drift_policy=zone_in.drift_policy,
         mass_change_share=zone_in.mass_change_share,
+        reconcile=zone_in.reconcile,
     )
 
 

@@ -44,7 +44,23 @@ OVERRIDE_ZONE = "override.test"  # drift policy: override
 GUARD_ZONE = "guard.test"  # for the mass-change guard
 BULK_ZONE = "bulk.test"  # for large change sets
 GONE_ZONE = "gone.test"  # unregistered by a test
-SERVED_ZONES = (ZONE, REVERSE4_ZONE, REVERSE6_ZONE, OVERRIDE_ZONE, GUARD_ZONE, BULK_ZONE, GONE_ZONE)
+RECONCILE_ZONE = "reconcile.test"  # for reconciliation: changed behind Hostmaster's back
+REPAIR_ZONE = "repair.test"  # reconcile policy: repair
+SERVED_ZONES = (
+    ZONE,
+    REVERSE4_ZONE,
+    REVERSE6_ZONE,
+    OVERRIDE_ZONE,
+    GUARD_ZONE,
+    BULK_ZONE,
+    GONE_ZONE,
+    RECONCILE_ZONE,
+    REPAIR_ZONE,
+)
+POLICIES: dict[str, dict[str, str]] = {
+    OVERRIDE_ZONE: {"drift_policy": "override"},
+    REPAIR_ZONE: {"reconcile": "repair"},
+}
 KEY = "hostmaster-key"
 STALE_KEY = "stale-key"
 WRONG_SECRET = "d3Jvbmcgc2VjcmV0IHdyb25nIHNlY3JldCB3cm9uZyE="
@@ -329,7 +345,7 @@ def zones(client: httpx.Client, bind: Bind) -> dict[str, str]:
         (STALE_ZONE, bind.port, STALE_KEY),
         (DOWN_ZONE, closed_port, KEY),
     ):
-        policy = {"drift_policy": "override"} if name == OVERRIDE_ZONE else {}
+        policy = POLICIES.get(name, {})
         answer = client.post(
             "/api/v1/zones",
             json={"name": name, "primary_host": bind.host, "primary_port": port, "tsig_key_name": key, **policy},

@@ -1,4 +1,5 @@
-"""Dramatiq actors. Each takes a request id, never an ORM object, and is idempotent."""
+"""Dramatiq actors. Each takes an id (a request's, a reconciliation report's), never an ORM object,
+and is idempotent."""
 
 from __future__ import annotations
 
@@ -9,14 +10,17 @@ import dramatiq
 from dramatiq.middleware import CurrentMessage, TimeLimitExceeded
 
 from db.engine import make_engine
-from service.dispatch import APPLY_ACTOR
+from service.dispatch import APPLY_ACTOR, RECONCILE_ACTOR
 from service.errors import TransientDnsError
-from workers import apply, results
+from workers import apply, reconcile, results
 from workers.broker import broker, settings
 
 logger = logging.getLogger(__name__)
 
 engine = make_engine(settings.database_dsn, connect_timeout_s=settings.database_timeout_s)
+
+# A reconciliation is tried again a few times only: the schedule (or an admin) asks again later.
+RECONCILE_RETRIES = 2
 
 
 @dramatiq.actor(
@@ -53,3 +57,32 @@ def _announce_best_effort(request_id: str) -> None:
         results.announce(engine, settings, uuid.UUID(request_id))
     except Exception:
         logger.exception("the result of request %s could not be published", request_id)
+
+
+@dramatiq.actor(
+    actor_name=RECONCILE_ACTOR,
+    queue_name=settings.queue_name,
+    broker=broker,
+    max_retries=RECONCILE_RETRIES,
+    min_backoff=settings.min_backoff_ms,
+    max_backoff=settings.max_backoff_ms,
+    time_limit=settings.apply_time_limit_s * 1000,
+)
+def reconcile_zone(report_id: int) -> None:
+    """Compare a zone with its desired state, repairing it when the report says so.
+
+    Transient failures raise, so Dramatiq retries; the last attempt records every failure in
+    the report and returns, so a reconciliation never lands in the dead-letter queue.
+    """
+    message = CurrentMessage.get_current_message()
+    retries = message.options.get("retries", 0) if message is not None else 0
+    attempt = apply.Attempt(number=retries + 1, final=retries >= RECONCILE_RETRIES)
+    try:
+        reconcile.reconcile(engine, settings, report_id, attempt)
+    except TransientDnsError:
+        raise  # recorded in the report; raised only when another attempt follows
+    except (Exception, TimeLimitExceeded) as exc:  # TimeLimitExceeded is a BaseException
+        logger.exception("reconciliation attempt %d failed unexpectedly", attempt.number)
+        reconcile.record_unexpected_failure(engine, report_id, attempt, exc)
+        if not attempt.final:
+            raise

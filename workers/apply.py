@@ -83,7 +83,7 @@ def _apply_zone(engine: Engine, settings: Settings, request_id: uuid.UUID, zone_
         zone = session.get(Zone, zone_id)
         assert zone is not None
         changes = list(session.exec(_pending(request_id).where(RequestChange.zone_id == zone_id)).all())
-        rows = _lock_rrsets(session, zone_id, [(change.owner, change.rtype) for change in changes])
+        rows = lock_rrsets(session, zone_id, [(change.owner, change.rtype) for change in changes])
         server = rfc2136.Server(zone.primary_host, zone.primary_port, settings.dns_timeout_s)
         wanted = [_wanted(change, rows.get((change.owner, change.rtype)), zone) for change in changes]
 
@@ -220,8 +220,12 @@ def _settle(
     """The RRset serves its desired state: record it as applied (a deleted one's row goes)."""
     change.status = ChangeStatus.superseded if superseded else ChangeStatus.succeeded
     session.add(change)
-    if row is None:
-        return
+    if row is not None:
+        settle_rrset(session, row, item)
+
+
+def settle_rrset(session: Session, row: RRset, item: rfc2136.RRsetChange) -> None:
+    """``row``'s desired state ``item`` was proven served: record it as applied (a deleted one's row goes)."""
     if item.values:
         row.applied = {"ttl": item.ttl, "values": list(item.values)}
         row.status = RRsetStatus.active
@@ -268,7 +272,7 @@ def _pending(request_id: uuid.UUID) -> Any:
     )
 
 
-def _lock_rrsets(session: Session, zone_id: int, keys: list[tuple[str, str]]) -> dict[tuple[str, str], RRset]:
+def lock_rrsets(session: Session, zone_id: int, keys: list[tuple[str, str]]) -> dict[tuple[str, str], RRset]:
     """The RRset rows of ``keys``, locked (in id order, so two workers never deadlock)."""
     if not keys:
         return {}

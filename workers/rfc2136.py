@@ -1,4 +1,5 @@
-"""RFC 2136 dynamic updates signed with TSIG (RFC 8945), and the query that proves them.
+"""RFC 2136 dynamic updates signed with TSIG (RFC 8945), the query that proves them, and the
+zone transfer (AXFR, RFC 5936) that reconciliation reads.
 
 This is the boundary to dnspython: its exceptions and rcodes are turned here into
 ``TransientDnsError`` (try again later) or ``PermanentDnsError`` (a person must act).
@@ -10,7 +11,8 @@ import base64
 import ipaddress
 import logging
 import socket
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import dns.exception
@@ -27,6 +29,8 @@ import dns.rrset
 import dns.tsig
 import dns.tsigkeyring
 import dns.update
+import dns.xfr
+import dns.zone
 
 from service.errors import PermanentDnsError, TransientDnsError
 from service.rdata import to_rdata
@@ -162,8 +166,16 @@ def _estimate_octets(change: RRsetChange) -> int:
 
 def send_update(update: dns.update.UpdateMessage, server: Server) -> dns.rcode.Rcode:
     """Send over TCP and return the rcode (NOERROR); raise our errors for anything else."""
-    try:
+    with _exchange(server):
         response = dns.query.tcp(update, _address(server), port=server.port, timeout=server.timeout_s)
+    return check_rcode(response.rcode())
+
+
+@contextmanager
+def _exchange(server: Server) -> Iterator[None]:
+    """dnspython's exceptions of one signed exchange with ``server``, raised as ours."""
+    try:
+        yield
     except dns.exception.TooBig as exc:
         raise PermanentDnsError("the update does not fit in one DNS message", code="too_big") from exc
     except dns.tsig.PeerBadKey as exc:
@@ -196,7 +208,6 @@ def send_update(update: dns.update.UpdateMessage, server: Server) -> dns.rcode.R
         ) from exc
     except dns.exception.DNSException as exc:
         raise TransientDnsError(f"bad answer from {server.host}:{server.port}: {exc}", code="dns_bad_answer") from exc
-    return check_rcode(response.rcode())
 
 
 def check_rcode(rcode: dns.rcode.Rcode) -> dns.rcode.Rcode:
@@ -247,7 +258,50 @@ def _ask(sock: socket.socket, owner: str, rtype: str, address: str, server: Serv
     return None
 
 
-def matches(served: dns.rrset.RRset | None, rtype: str, ttl: int, values: Sequence[str]) -> bool:
+# A whole transfer may take this many DNS timeouts (each of its messages must come within one).
+TRANSFER_TIMEOUTS = 12
+
+# Answers to an AXFR that say the transfer is not allowed: a person must act.
+_REFUSED_TRANSFER = {
+    dns.rcode.NOTAUTH: "the server is not authoritative for the zone or did not accept the TSIG key (NOTAUTH)",
+    dns.rcode.REFUSED: "the server refused the zone transfer (REFUSED): its allow-transfer must name the zone's key",
+}
+
+
+def transfer(zone: str, key: TsigKey, server: Server) -> dict[tuple[str, str], dns.rdataset.Rdataset]:
+    """Every RRset of ``zone`` as the server serves it: an AXFR over TCP, signed with ``key``.
+
+    Keyed by (owner, type) as Hostmaster writes them: absolute names in lower case, the type's
+    mnemonic. The whole transfer must end within ``TRANSFER_TIMEOUTS`` DNS timeouts.
+    """
+    keyring = _keyring(key)
+    address = _address(server)
+    transferred = dns.zone.Zone(zone, relativize=False)
+    query, _serial = dns.xfr.make_query(transferred, keyring=keyring, keyname=dns.name.from_text(key.name))
+    with _exchange(server):
+        try:
+            dns.query.inbound_xfr(
+                address,
+                transferred,
+                query,
+                port=server.port,
+                timeout=server.timeout_s,
+                lifetime=server.timeout_s * TRANSFER_TIMEOUTS,
+            )
+        except dns.xfr.TransferError as exc:
+            if exc.rcode == dns.rcode.SERVFAIL:
+                raise TransientDnsError("the server failed to transfer the zone (SERVFAIL)", code="servfail") from exc
+            reason = _REFUSED_TRANSFER.get(
+                exc.rcode, f"the server answered the zone transfer with {dns.rcode.to_text(exc.rcode)}"
+            )
+            raise PermanentDnsError(reason, code="transfer_refused") from exc
+    return {
+        (name.to_text().lower(), dns.rdatatype.to_text(rdataset.rdtype)): rdataset
+        for name, rdataset in transferred.iterate_rdatasets()
+    }
+
+
+def matches(served: dns.rdataset.Rdataset | None, rtype: str, ttl: int, values: Sequence[str]) -> bool:
     """True when the server serves exactly ``values`` with ``ttl`` (an empty ``values`` means absent)."""
     if not values:
         return served is None or len(served) == 0

@@ -36,5 +36,14 @@ def change_outside_hostmaster(bind: Bind, zone: str, name: str, rtype: str, valu
     assert dns.query.tcp(update, bind.host, port=bind.port, timeout=5).rcode() == dns.rcode.NOERROR
 
 
+def delete_outside_hostmaster(bind: Bind, zone: str, name: str, rtype: str) -> None:
+    """An operator's nsupdate behind Hostmaster's back: delete an RRset."""
+    update = dns.update.UpdateMessage(
+        zone, keyring=dns.tsigkeyring.from_text({KEY: bind.secret(KEY)}), keyalgorithm="hmac-sha256"
+    )
+    update.delete(name if name.endswith(".") else name + ".", rtype)
+    assert dns.query.tcp(update, bind.host, port=bind.port, timeout=5).rcode() == dns.rcode.NOERROR
+
+
 def texts(rrset: dns.rrset.RRset | None) -> list[str]:
     return sorted(rdata.to_text() for rdata in rrset) if rrset is not None else []

@@ -44,6 +44,9 @@ PROTECTED = [
     ("GET", "/api/v1/dlq"),
     ("POST", "/api/v1/dlq/redrive"),
     ("DELETE", "/api/v1/dlq"),
+    ("POST", f"/api/v1/zones/{ZONE}/reconcile"),
+    ("GET", f"/api/v1/zones/{ZONE}/reconciliation"),
+    ("GET", f"/api/v1/zones/{ZONE}/reconciliation/1"),
 ]
 
 
@@ -92,6 +95,7 @@ def test_every_endpoint_needs_a_valid_key(
 def test_the_probes_need_no_key(api: Process, stack: httpx.Client) -> None:
     assert httpx.get(f"{api.url}/healthz", timeout=10).status_code == 200
     assert httpx.get(f"{api.url}/readyz", timeout=10).status_code == 200
+    assert httpx.get(f"{api.url}/metrics", timeout=10).status_code == 200
 
 
 def test_a_write_in_a_zone_not_granted_is_a_403_and_changes_nothing(writer: httpx.Client, stack: httpx.Client) -> None:
