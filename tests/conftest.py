@@ -103,11 +103,7 @@ def database_url() -> Iterator[str]:
     """A fresh, migrated database for this test session, by the real `alembic upgrade head`."""
     if not port_open(PG_HOST, PG_PORT):
         unavailable(f"PostgreSQL on {PG_HOST}:{PG_PORT}")
-    admin = psycopg2.connect(host=PG_HOST, port=PG_PORT, user="postgres", dbname="postgres", connect_timeout=5)
-    admin.autocommit = True
-    with admin.cursor() as cursor:
-        cursor.execute(f'DROP DATABASE IF EXISTS "{TEST_DATABASE}" WITH (FORCE)')
-        cursor.execute(f'CREATE DATABASE "{TEST_DATABASE}"')
+    as_admin(f'DROP DATABASE IF EXISTS "{TEST_DATABASE}" WITH (FORCE)', f'CREATE DATABASE "{TEST_DATABASE}"')
     url = f"postgresql+psycopg2://postgres@{PG_HOST}:{PG_PORT}/{TEST_DATABASE}"
     subprocess.run(
         [sys.executable, "-m", "alembic", "upgrade", "head"],
@@ -118,9 +114,20 @@ def database_url() -> Iterator[str]:
         timeout=120,
     )
     yield url
-    with admin.cursor() as cursor:
-        cursor.execute(f'DROP DATABASE IF EXISTS "{TEST_DATABASE}" WITH (FORCE)')
-    admin.close()
+    as_admin(
+        f'DROP DATABASE IF EXISTS "{TEST_DATABASE}" WITH (FORCE)'
+    )  # a new connection: PostgreSQL may have restarted
+
+
+def as_admin(*statements: str) -> None:
+    admin = psycopg2.connect(host=PG_HOST, port=PG_PORT, user="postgres", dbname="postgres", connect_timeout=5)
+    admin.autocommit = True
+    try:
+        with admin.cursor() as cursor:
+            for statement in statements:
+                cursor.execute(statement)
+    finally:
+        admin.close()
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import Engine
@@ -83,9 +83,11 @@ def _apply_zone(engine: Engine, settings: Settings, request_id: uuid.UUID, zone_
         zone = session.get(Zone, zone_id)
         assert zone is not None
         changes = list(session.exec(_pending(request_id).where(RequestChange.zone_id == zone_id)).all())
-        rows = lock_rrsets(session, zone_id, [(change.owner, change.rtype) for change in changes])
+        keys = [(change.owner, change.rtype) for change in changes]
+        rows = lock_rrsets(session, zone_id, keys)
         server = rfc2136.Server(zone.primary_host, zone.primary_port, settings.dns_timeout_s)
-        wanted = [_wanted(change, rows.get((change.owner, change.rtype)), zone) for change in changes]
+        sent = _unconfirmed(session, zone_id, keys)
+        wanted = [_wanted(change, rows.get(key), zone, sent[key]) for change, key in zip(changes, keys, strict=True)]
 
         try:
             key = rfc2136.TsigKey(
@@ -142,9 +144,13 @@ def _send(
             if exc.code != "prerequisite_failed":
                 failures.update({item.key: Failure(exc.code, exc.detail) for item in batch})
                 continue
-            drifted, landed = classify_drift(batch, rfc2136.served_rrsets([item.key for item in batch], server))
+            drifted, landed, ours = classify_drift(batch, rfc2136.served_rrsets([item.key for item in batch], server))
             failures.update(drifted)
-            rest = [item for item in batch if item.key not in drifted and item.key not in landed]
+            rest = [
+                replace(item, expected=ours[item.key]) if item.key in ours else item
+                for item in batch
+                if item.key not in drifted and item.key not in landed
+            ]
             if rest:
                 messages += 1
                 try:
@@ -167,23 +173,31 @@ def _send(
 
 def classify_drift(
     batch: list[rfc2136.RRsetChange], served: dict[tuple[str, str], Any]
-) -> tuple[dict[tuple[str, str], Failure], set[tuple[str, str]]]:
-    """After a failed prerequisite: which RRsets drifted, and which already hold what we want.
+) -> tuple[dict[tuple[str, str], Failure], set[tuple[str, str]], dict[tuple[str, str], tuple[str, ...]]]:
+    """After a failed prerequisite: which RRsets drifted, which already hold what we want, and
+    which hold a state Hostmaster sent earlier without seeing it land (with the values served,
+    the prerequisite to send them again with).
 
     An RRset that already serves the desired values landed earlier (a lost answer, an attempt
-    cut short): it is not drift and needs no resend. One that serves neither what we last
-    applied nor what we want was changed behind our back.
+    cut short): it is not drift and needs no resend. One that serves what an earlier, unanswered
+    UPDATE of ours sent is ours too: it is sent again, expecting what it holds. One that serves
+    none of these was changed behind our back.
     """
     drifted: dict[tuple[str, str], Failure] = {}
     landed: set[tuple[str, str]] = set()
+    ours: dict[tuple[str, str], tuple[str, ...]] = {}
     for item in batch:
         found = served.get(item.key)
         if rfc2136.matches(found, item.rtype, item.ttl, item.values):
             landed.add(item.key)
             continue
         expected = item.expected or ()
-        if rfc2136.matches(found, item.rtype, found.ttl if found is not None else 0, expected):
+        found_ttl = found.ttl if found is not None else 0
+        if rfc2136.matches(found, item.rtype, found_ttl, expected):
             continue  # as we left it: this one's prerequisite held
+        if any(rfc2136.matches(found, item.rtype, found_ttl, state) for state in item.sent):
+            ours[item.key] = tuple(rdata.to_text() for rdata in found) if found is not None else ()
+            continue
         shown = sorted(rdata.to_text() for rdata in found) if found is not None else []
         drifted[item.key] = Failure(
             "drift_detected",
@@ -191,10 +205,12 @@ def classify_drift(
             f"{shown or 'nothing'} where Hostmaster last applied {list(expected) or 'nothing'}; "
             "nothing was overwritten (set the zone's drift_policy to override to replace it)",
         )
-    return drifted, landed
+    return drifted, landed, ours
 
 
-def _wanted(change: RequestChange, row: RRset | None, zone: Zone) -> rfc2136.RRsetChange:
+def _wanted(
+    change: RequestChange, row: RRset | None, zone: Zone, sent: tuple[tuple[str, ...], ...]
+) -> rfc2136.RRsetChange:
     """The current desired state of the change's RRset, with what we last applied as prerequisite."""
     values = tuple(row.values) if row is not None else ()
     ttl = row.ttl if row is not None else zone.default_ttl
@@ -202,7 +218,32 @@ def _wanted(change: RequestChange, row: RRset | None, zone: Zone) -> rfc2136.RRs
     expected = None
     if zone.drift_policy == DriftPolicy.fail:
         expected = tuple(applied["values"]) if applied else ()
-    return rfc2136.RRsetChange(change.owner, change.rtype, ttl, values, expected)
+    return rfc2136.RRsetChange(change.owner, change.rtype, ttl, values, expected, sent)
+
+
+def _unconfirmed(
+    session: Session, zone_id: int, keys: list[tuple[str, str]]
+) -> dict[tuple[str, str], tuple[tuple[str, ...], ...]]:
+    """Per RRset, the states its changes asked for since the last one that was seen to land.
+
+    Any of them may be on the server: an UPDATE whose answer was lost (the primary or the
+    worker died in the middle) still took effect there.
+    """
+    found: dict[tuple[str, str], list[tuple[str, ...]]] = {key: [] for key in keys}
+    if not keys:
+        return {}
+    history = session.exec(
+        select(RequestChange)
+        .where(RequestChange.zone_id == zone_id, tuple_(col(RequestChange.owner), col(RequestChange.rtype)).in_(keys))
+        .order_by(col(RequestChange.id))
+    ).all()
+    for change in history:
+        states = found[(change.owner, change.rtype)]
+        if change.status in (ChangeStatus.succeeded, ChangeStatus.superseded):
+            states.clear()  # seen to land: what came before it is overwritten
+        else:
+            states.append(tuple(change.after["values"]) if change.after else ())
+    return {key: tuple(states) for key, states in found.items()}
 
 
 def _not_applied(item: rfc2136.RRsetChange, served: Any) -> Failure:

@@ -84,6 +84,8 @@ class RRsetChange:
 
     ``values`` empty: the RRset goes. ``expected``: an RFC 2136 prerequisite that the
     server holds exactly these values (empty: that it holds none); None: no prerequisite.
+    ``sent``: the states Hostmaster sent since it last saw one land, whose answers it never
+    got (a primary or a worker that died in the middle): finding one of them served is not drift.
     """
 
     owner: str
@@ -91,6 +93,7 @@ class RRsetChange:
     ttl: int
     values: tuple[str, ...]
     expected: tuple[str, ...] | None = None
+    sent: tuple[tuple[str, ...], ...] = ()
 
     @property
     def key(self) -> tuple[str, str]:
