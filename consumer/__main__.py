@@ -13,6 +13,7 @@ import sys
 import threading
 from types import FrameType
 
+from consumer import metrics
 from consumer.api import ApiClient
 from consumer.runner import Runner
 from service import kafka_clients
@@ -38,6 +39,7 @@ def main() -> int:
         )
         return 2
     configure_logging("consumer", settings.log_level)
+    metrics.serve(settings.metrics_host, settings.metrics_port)
     stop = threading.Event()
 
     def ask_to_stop(signum: int, frame: FrameType | None) -> None:

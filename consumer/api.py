@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_when_event_set, wait_exponential
 
+from consumer import metrics
 from consumer.contract import Call
 
 logger = logging.getLogger(__name__)
@@ -89,6 +90,7 @@ class ApiClient:
 
     def _count(self, state: RetryCallState) -> None:
         self.retried += 1
+        metrics.EVENTS.labels("retried").inc()
         wait = state.next_action.sleep if state.next_action else 0
         reason = state.outcome.exception() if state.outcome else None
         logger.warning("API gave no decision (%s); trying again in %.1f s", reason, wait)

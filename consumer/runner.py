@@ -24,6 +24,7 @@ from kafka.errors import CommitFailedError, KafkaError, RebalanceInProgressError
 from kafka.structs import OffsetAndMetadata
 from tenacity import Retrying, retry_if_exception_type, stop_when_event_set, wait_exponential
 
+from consumer import metrics
 from consumer.api import ApiClient, Decision, Stopping
 from consumer.contract import BadEvent, call_for, decode
 from service.context import bound_request_id, parse_request_id
@@ -111,6 +112,7 @@ class Runner:
             request_id = uuid.uuid4()  # the producer reused a request id: this event gets its own
             decision = self.api.send(call, request_id=request_id, idempotency_key=idempotency_key, origin=origin)
         self.counts.processed += 1
+        metrics.EVENTS.labels("processed").inc()
         if decision.accepted:
             status = str(decision.body.get("status", ""))
             logger.info("event %s accepted as request %s (%s)", event.event_id, decision.body.get("request_id"), status)
@@ -142,6 +144,7 @@ class Runner:
             value = value[:DLQ_VALUE_LIMIT]
         self.produce(self.settings.kafka_dlq_topic, key=record.key, value=value, headers=headers)
         self.counts.dead_lettered += 1
+        metrics.EVENTS.labels("dead_lettered").inc()
         logger.warning(
             "message %s dead-lettered: %s (%s)",
             f"{record.topic}:{record.partition}:{record.offset}",
@@ -199,6 +202,7 @@ class Runner:
             position = self.consumer.position(partition) if high is not None else None
             if high is not None and position is not None:
                 lag += max(0, high - position)
+                metrics.LAG.labels(partition.topic, str(partition.partition)).set(max(0, high - position))
         counts = {
             "processed": self.counts.processed,
             "dead_lettered": self.counts.dead_lettered,

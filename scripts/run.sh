@@ -74,10 +74,10 @@ PY
 
 uv run --frozen hostmaster run api --host "$API_HOST" --port "$API_PORT" &
 pids+=($!)
-uv run --frozen hostmaster run worker --processes 1 --threads 4 &
+HOSTMASTER_METRICS_PORT=${WORKER_METRICS_PORT:-9191} uv run --frozen hostmaster run worker --processes 1 --threads 4 &
 pids+=($!)
 wait_port "$API_HOST" "$API_PORT" 30 "the API"
-uv run --frozen python -m consumer &
+HOSTMASTER_METRICS_PORT=${CONSUMER_METRICS_PORT:-9192} uv run --frozen hostmaster run consumer &
 pids+=($!)
 uv run --frozen hostmaster run recovery &
 pids+=($!)
@@ -86,6 +86,8 @@ cat >&2 <<TXT
 
   Hostmaster is running (Ctrl-C stops it).
     API docs      http://$API_HOST:$API_PORT/docs
+    Metrics       http://$API_HOST:$API_PORT/metrics (API), http://127.0.0.1:${WORKER_METRICS_PORT:-9191}/metrics (worker),
+                  http://127.0.0.1:${CONSUMER_METRICS_PORT:-9192}/metrics (consumer)
     RabbitMQ UI   http://127.0.0.1:15672  (guest / guest)
     BIND 9        127.0.0.1:$BIND_PORT, zone $DEMO_ZONE
     Kafka         127.0.0.1:$KAFKA_PORT, topics dns.requests, dns.requests.dlq, dns.requests.results

@@ -12,6 +12,7 @@ from db.engine import make_engine
 from service.api import changesets, clients, deadletters, health, metrics, problems, reconciliation, records, zones
 from service.api.common import install_body_schemas
 from service.api.headers import SecurityHeadersMiddleware
+from service.api.instrument import HttpMetricsMiddleware
 from service.api.middleware import RequestIdMiddleware
 from service.dispatch import Dispatcher, make_broker
 from service.ratelimit import TokenBuckets
@@ -52,6 +53,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
             expose_headers=["X-Request-ID", "Location", "Retry-After"],
         )
+    app.add_middleware(HttpMetricsMiddleware)  # inside the request id: a 500 rendered there is counted as 500
     app.add_middleware(RequestIdMiddleware)
     app.add_middleware(SecurityHeadersMiddleware)  # outermost: on the 500s RequestIdMiddleware renders too
     problems.install(app)

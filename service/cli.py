@@ -3,8 +3,14 @@
 hostmaster zone add example.test --primary 127.0.0.1:15353 --key hostmaster-key
 hostmaster zone list
 hostmaster reconcile example.test [--repair | --no-repair] [--wait SECONDS]
+hostmaster requests show REQUEST_ID        status, changes and the step timeline
+hostmaster requests list [--status S] [--limit N]
+hostmaster clients create|list|rotate|revoke …
+hostmaster dlq list | redrive ID|--all | purge --yes
+hostmaster recover
 hostmaster run api [--host H] [--port P] [--workers N]
 hostmaster run worker [dramatiq options]
+hostmaster run consumer
 hostmaster run recovery
 """
 
@@ -23,9 +29,9 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from db.engine import make_engine
-from db.models import ApiClient, ReconcileStatus, Scope
+from db.models import ApiClient, ReconcileStatus, RequestStatus, Scope
 from db.schemas import ClientPublic, ReconciliationPublic, ZoneCreate
-from service import clients, deadletters, reconciliation, recovery, zones
+from service import clients, deadletters, reconciliation, recovery, timeline, tracker, zones
 from service.clients import ALL_ZONES, Principal
 from service.dispatch import Dispatcher, make_broker
 from service.errors import HostmasterError, InvalidRequest, NotFound, Violation
@@ -276,6 +282,18 @@ def _run_recovery(settings: Settings) -> int:
     return 0
 
 
+def _requests_show(session: Session, args: argparse.Namespace) -> int:
+    request = tracker.describe_request(session, _OPERATOR, request_id=args.request_id)
+    print(request.model_dump_json(indent=2) if args.json else timeline.render(request))
+    return 0
+
+
+def _requests_list(session: Session, args: argparse.Namespace) -> int:
+    for request in timeline.recent(session, status=args.status, limit=max(1, min(args.limit, 10_000))):
+        print(timeline.summary(request))
+    return 0
+
+
 def _zone_list(session: Session, args: argparse.Namespace) -> int:
     for zone in zones.list_zones(session):
         print(json.dumps(zone.model_dump(mode="json")))
@@ -286,6 +304,10 @@ def _run(args: argparse.Namespace, rest: list[str]) -> int:
     settings = get_settings()
     if args.process == "recovery":
         return _run_recovery(settings)
+    if args.process == "consumer":
+        from consumer.__main__ import main as consumer_main
+
+        return consumer_main()
     if args.process == "worker":
         configure_logging("supervisor", settings.log_level)
         return supervise([sys.executable, "-m", "workers", *rest], name="worker")
@@ -306,7 +328,9 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hostmaster", description="Hostmaster DNS provisioning")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    zone = commands.add_parser("zone", help="registered zones").add_subparsers(dest="action", required=True)
+    zone = commands.add_parser("zone", aliases=["zones"], help="registered zones").add_subparsers(
+        dest="action", required=True
+    )
     add = zone.add_parser("add", help="register a zone")
     add.add_argument("name", help="zone name, e.g. example.test")
     add.add_argument("--primary", required=True, help="primary server as HOST[:PORT]")
@@ -367,8 +391,18 @@ def _parser() -> argparse.ArgumentParser:
     purge.add_argument("--yes", action="store_true", help="yes, drop them")
     purge.set_defaults(handler=_dlq)
 
+    requests = commands.add_parser("requests", help="the request tracker").add_subparsers(dest="action", required=True)
+    show = requests.add_parser("show", help="a request: status, changes and the timeline of its steps")
+    show.add_argument("request_id")
+    show.add_argument("--json", action="store_true", help="as the API shows it")
+    show.set_defaults(handler=_requests_show)
+    latest = requests.add_parser("list", help="the latest requests, newest first, as JSON lines")
+    latest.add_argument("--status", choices=[status.value for status in RequestStatus])
+    latest.add_argument("--limit", type=int, default=50)
+    latest.set_defaults(handler=_requests_list)
+
     run = commands.add_parser("run", help="run a process in the foreground")
-    run.add_argument("process", choices=["api", "worker", "recovery"])
+    run.add_argument("process", choices=["api", "worker", "consumer", "recovery"])
     run.add_argument("--host")
     run.add_argument("--port", type=int)
     run.add_argument("--workers", type=int, default=1, help="uvicorn worker processes (api)")

@@ -153,7 +153,10 @@ class Settings(BaseSettings):
 
     # Metrics (the API serves /metrics on its own port).
     metrics_port: int = Field(
-        default=9191, ge=1, le=65535, description="Port of /metrics of the workers and of the Kafka consumer."
+        default=9191, ge=0, le=65535, description="Port of /metrics of the workers and of the Kafka consumer (0: off)."
+    )
+    metrics_host: str = Field(
+        default="127.0.0.1", description="Address the workers' and the consumer's /metrics listen on."
     )
 
     # API.

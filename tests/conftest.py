@@ -271,6 +271,7 @@ def stack_env(database_url: str, queue_name: str, bind: Bind, kafka: Kafka) -> d
         HOSTMASTER_KAFKA_DLQ_TOPIC=kafka.dlq,
         HOSTMASTER_KAFKA_RESULTS_TOPIC=kafka.results,
         HOSTMASTER_KAFKA_SESSION_TIMEOUT_MS="6000",
+        HOSTMASTER_METRICS_PORT="0",  # off: many workers and consumers run at once; a test turns it on
     )
     return env
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import dramatiq
 from dramatiq.middleware import CurrentMessage
 
@@ -13,4 +15,8 @@ settings = get_settings()
 broker = make_broker(settings)
 broker.add_middleware(CurrentMessage())
 broker.add_middleware(RequestIdMiddleware())
+if settings.metrics_port and "dramatiq_prom_db" in os.environ:  # set up by workers/__main__.py
+    from dramatiq.middleware.prometheus import Prometheus  # reads its settings when imported
+
+    broker.add_middleware(Prometheus())
 dramatiq.set_broker(broker)

@@ -11,6 +11,7 @@ import base64
 import ipaddress
 import logging
 import socket
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -32,9 +33,10 @@ import dns.update
 import dns.xfr
 import dns.zone
 
-from service.errors import PermanentDnsError, TransientDnsError
+from service.errors import DnsError, PermanentDnsError, TransientDnsError
 from service.rdata import to_rdata
 from service.zones import TSIG_ALGORITHMS
+from workers import metrics
 
 logger = logging.getLogger(__name__)
 
@@ -169,9 +171,19 @@ def _estimate_octets(change: RRsetChange) -> int:
 
 def send_update(update: dns.update.UpdateMessage, server: Server) -> dns.rcode.Rcode:
     """Send over TCP and return the rcode (NOERROR); raise our errors for anything else."""
-    with _exchange(server):
-        response = dns.query.tcp(update, _address(server), port=server.port, timeout=server.timeout_s)
-    return check_rcode(response.rcode())
+    started = time.perf_counter()
+    outcome = "error"
+    try:
+        with _exchange(server):
+            response = dns.query.tcp(update, _address(server), port=server.port, timeout=server.timeout_s)
+        rcode = check_rcode(response.rcode())
+        outcome = "ok"
+        return rcode
+    except DnsError as exc:
+        outcome = exc.code
+        raise
+    finally:
+        metrics.observe_update(time.perf_counter() - started, outcome)
 
 
 @contextmanager

@@ -6,6 +6,7 @@ from fastapi import APIRouter
 from fastapi.responses import PlainTextResponse
 
 from service import metrics
+from service.api import instrument
 from service.api.deps import SessionDep
 
 router = APIRouter()
@@ -14,8 +15,9 @@ router = APIRouter()
 @router.get(
     "/metrics",
     response_class=PlainTextResponse,
-    summary="Zone drift, reconciliation times and requests by status, in the Prometheus text format",
+    summary="HTTP traffic, requests by status, zone drift and reconciliation times (Prometheus text format)",
     responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
 )
 def prometheus_metrics(session: SessionDep) -> PlainTextResponse:
-    return PlainTextResponse(metrics.exposition(session), media_type=metrics.CONTENT_TYPE)
+    text = instrument.exposition() + metrics.exposition(session)
+    return PlainTextResponse(text, media_type=metrics.CONTENT_TYPE)

@@ -70,6 +70,7 @@ def consumer(stack: httpx.Client, stack_env: dict[str, str], worker: Process) ->
         "HOSTMASTER_KAFKA_GROUP_ID": f"hostmaster-{uuid.uuid4().hex[:6]}",
         "HOSTMASTER_CONSUMER_STATS_INTERVAL_S": "2",
         "HOSTMASTER_CONSUMER_RETRY_MAX_S": "1",
+        "HOSTMASTER_METRICS_PORT": str(free_port()),
     }
     running = Consumer(env)
     yield running
@@ -211,6 +212,16 @@ def test_poison_messages_go_to_the_dead_letter_topic_and_the_rest_goes_on(
         assert headers["x-original-topic"].decode() == kafka.topic
         assert "request-id" in headers  # the original headers travel with it
         assert headers["x-dlq-detail"]
+    metrics = httpx.get(f"http://127.0.0.1:{consumer.env['HOSTMASTER_METRICS_PORT']}/metrics", timeout=5).text
+    counted = {
+        outcome: float(line.rsplit(" ", 1)[1])
+        for line in metrics.splitlines()
+        for outcome in ("processed", "dead_lettered")
+        if line.startswith(f'hostmaster_consumer_events_total{{outcome="{outcome}"}}')
+    }
+    assert counted["dead_lettered"] >= len(poison)
+    assert counted["processed"] >= 1
+    assert "hostmaster_consumer_lag" in metrics
 
 
 def test_while_the_api_is_down_nothing_is_committed_or_lost(
