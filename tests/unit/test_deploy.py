@@ -218,7 +218,9 @@ def test_the_dockerfile_builds_with_uv_from_the_lock_and_runs_as_a_user_without_
     assert len(stages) >= 2, "multi-stage"
     assert "uv sync --frozen --no-dev" in stages[0]
     final = stages[-1]
-    assert "/uv" not in final
+    assert "uv==" in stages[0]  # a pinned uv in the build stage only
+    assert not re.search(r"^(RUN|COPY) .*\buv\b", final, flags=re.MULTILINE)
+    assert "pip install" not in final
     assert not re.search(r"\b(gcc|build-essential|clang|make)\b", final)
     assert re.search(r"^USER (?!0\b|root\b)\S+", final, flags=re.MULTILINE)
     copied = set(re.findall(r"^COPY (\S+)/ ", stages[0], flags=re.MULTILINE))
