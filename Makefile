@@ -19,8 +19,8 @@ test-faults:  ## the fault-injection suite alone (make test runs it too): kills,
 test-fuzz:  ## longer fuzzing: schemathesis and hypothesis with many more examples
 	@FUZZ_EXAMPLES=100 FUZZ_SEED=$$RANDOM HYPOTHESIS_PROFILE=fuzz bash scripts/test.sh tests/unit/test_properties.py tests/integration/test_fuzz.py
 
-bench:  ## benchmarks against a running `make run`; not timed tests
-	uv run --frozen python bench/kafka_events.py --events $${EVENTS:-1000}
+bench:  ## every benchmark beside its baseline, on a stack of its own; not timed tests (docs/performance.md)
+	@bash scripts/bench.sh
 
 docs:  ## regenerate the configuration reference in docs/operations.md from service/settings.py
 	uv run --frozen python -m service.configdoc --write

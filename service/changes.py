@@ -93,9 +93,27 @@ def plan(
     if any(op.rtype in ("A", "AAAA") for op in operations):
         touched_zones.update({zone.id: zone for zone in ptr.reverse_zones(zones)})
     state = DesiredState.load(session, touched_zones.values(), registry=zones)
+    state.rows.fetch(_names_consulted(operations, zones))  # one query for what the rules will ask about
     return plan_operations(
         operations, state, field_of=field_of, force=force, single=single, max_values=max_values, principal=principal
     )
+
+
+def _names_consulted(operations: Sequence[Operation], zones: Sequence[Zone]) -> set[str]:
+    """The owner names the rules look at for these operations: each owner and the targets of its
+    values, and the names above them up to their zone's apex (delegations)."""
+    names: set[str] = set()
+    for operation in operations:
+        targets = (value_target(operation.rtype, value) for value in operation.values)
+        for name in (operation.owner, *(target for target in targets if target is not None)):
+            zone = zone_for_owner(name, zones)
+            labels = name.split(".")
+            for cut in range(len(labels) - 1):
+                parent = ".".join(labels[cut:])
+                names.add(parent)
+                if zone is None or parent == zone.name:
+                    break
+    return names
 
 
 def plan_operations(

@@ -45,7 +45,7 @@ class _Referrers:
     def of(self, name: str) -> list[Key]:
         if self.index is None:
             self.index = {}
-            for key, content in self.state.present():
+            for key, content in self.state.present(TARGET_TYPES):
                 if key[1] in TARGET_TYPES:
                     for value in content.values:
                         if (target := value_target(key[1], value)) is not None:

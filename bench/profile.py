@@ -1,0 +1,102 @@
+"""Where the API's time goes: py-spy samples the API processes while single-record requests
+arrive in a zone already holding ``--zone-size`` RRsets, and the hottest frames are printed.
+
+    uv run --frozen python -m bench.profile [--zone-size 2000] [--requests 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+from bench import load
+from bench.__main__ import _create, _wait_for
+from bench.stack import ZONE, Stack, say
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--zone-size", type=int, default=2000)
+    parser.add_argument("--requests", type=int, default=1000)
+    parser.add_argument("--rate", type=float, default=100.0)
+    parser.add_argument("--top", type=int, default=25)
+    args = parser.parse_args()
+    stack = Stack()
+    try:
+        stack.start()
+        if args.zone_size:
+            changes = [
+                {"op": "create", "name": f"pre-{index}.{ZONE}", "type": "A", "values": ["192.0.2.1"]}
+                for index in range(args.zone_size)
+            ]
+            headers = {"Authorization": f"Bearer {stack.admin_key}"}
+            answer = httpx.post(
+                f"{stack.api_url}/api/v2/zones/{ZONE}/changes", json={"changes": changes}, headers=headers, timeout=300
+            )
+            _wait_for(stack, [answer.json()["request_id"]], 300)
+        with tempfile.TemporaryDirectory() as directory:
+            output = Path(directory) / "api.txt"
+            spy = subprocess.Popen(
+                [
+                    "py-spy",
+                    "record",
+                    "--subprocesses",
+                    "--format",
+                    "raw",
+                    "--rate",
+                    "200",
+                    "--nonblocking",
+                    "-o",
+                    str(output),
+                    "--pid",
+                    str(stack.processes["api"].pid),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            time.sleep(2)
+            sent = load.Load(stack.api_url, stack.admin_key).run(args.requests, _create("prof"), rate=args.rate)
+            say(f"{sum(item.status == 202 for item in sent)} accepted")
+            spy.terminate()
+            spy.wait(timeout=60)
+            _report(output.read_text(), args.top)
+    finally:
+        stack.stop()
+    return 0
+
+
+def _report(raw: str, top: int) -> None:
+    """Inclusive share of samples per frame (function file:line stripped to function and file)."""
+    inclusive: collections.Counter[str] = collections.Counter()
+    total = 0
+    for line in raw.splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not count.isdigit():
+            continue
+        samples = int(count)
+        total += samples
+        frames = {_frame(frame) for frame in stack.split(";")}
+        for frame in frames:
+            inclusive[frame] += samples
+    print(f"{total} samples")
+    for frame, samples in inclusive.most_common(top):
+        print(f"{100 * samples / total:5.1f}%  {frame}")
+
+
+def _frame(frame: str) -> str:
+    name, _, where = frame.partition(" (")
+    path = where.split(":")[0]
+    marker = next((part for part in ("service/", "db/", "workers/", "site-packages/") if part in path), "")
+    short = path.split(marker, 1)[1] if marker else Path(path).name
+    return f"{name} ({marker}{short})"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
