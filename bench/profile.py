@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import signal
 import subprocess
 import sys
 import tempfile
@@ -18,7 +19,7 @@ import httpx
 
 from bench import load
 from bench.__main__ import _create, _wait_for
-from bench.stack import ZONE, Stack, say
+from bench.stack import RUN_DIR, ZONE, Stack, say
 
 
 def main() -> int:
@@ -64,9 +65,15 @@ def main() -> int:
             time.sleep(2)
             sent = load.Load(stack.api_url, stack.admin_key).run(args.requests, _create("prof"), rate=args.rate)
             say(f"{sum(item.status == 202 for item in sent)} accepted")
-            spy.terminate()
-            spy.wait(timeout=60)
-            _report(output.read_text(), args.top)
+            spy.send_signal(signal.SIGINT)  # py-spy writes its output when interrupted
+            _, errors = spy.communicate(timeout=120)
+            if not output.exists():
+                raise SystemExit(f"py-spy wrote nothing: {errors.decode()[-2000:]}")
+            raw = output.read_text()
+            kept = RUN_DIR.parent / "api-profile.txt"
+            kept.write_text(raw)
+            say(f"collapsed stacks kept in {kept.relative_to(RUN_DIR.parent.parent)} (speedscope, flamegraph.pl)")
+            _report(raw, args.top)
     finally:
         stack.stop()
     return 0
@@ -85,8 +92,9 @@ def _report(raw: str, top: int) -> None:
         frames = {_frame(frame) for frame in stack.split(";")}
         for frame in frames:
             inclusive[frame] += samples
-    print(f"{total} samples")
-    for frame, samples in inclusive.most_common(top):
+    print(f"{total} samples; inclusive share of Hostmaster's own frames:")
+    ours = [(frame, samples) for frame, samples in inclusive.items() if "(service/" in frame or "(db/" in frame]
+    for frame, samples in sorted(ours, key=lambda item: -item[1])[:top]:
         print(f"{100 * samples / total:5.1f}%  {frame}")
 
 

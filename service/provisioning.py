@@ -145,7 +145,7 @@ def submit(
             _enqueue(engine, dispatcher, earlier.request.id)  # its message may never have left: send it again
         return earlier
     try:
-        tracker.open_request(
+        opened = tracker.open_request(
             engine,
             request_id=request_id,
             operation=operation,
@@ -160,8 +160,8 @@ def submit(
         earlier = _earlier(engine, client, idempotency_key or "", payload_hash, key_window)
         assert earlier is not None
         return earlier
-    with Session(engine) as session:
-        request = tracker.get_request(session, request_id)
+    with Session(engine, expire_on_commit=False) as session:
+        request = session.merge(opened, load=False)  # as committed a moment ago: no need to read it again
         try:
             if early_error is not None:
                 raise early_error
@@ -186,7 +186,6 @@ def submit(
             tracker.set_status(session, request, RequestStatus.queued)
             tracker.add_event(session, request_id, Step.queued, COMPONENT, changes=len(items))
         session.commit()
-        session.refresh(request)
     if items:
         _enqueue(engine, dispatcher, request_id)
     return Outcome(request, planned)

@@ -38,26 +38,27 @@ def open_request(
     idempotency_key: str | None = None,
     payload_hash: str | None = None,
     origin: KafkaOrigin | None = None,
-) -> None:
+) -> Request:
     """Commit the request as ``received``: from here on it is visible, whatever happens next.
 
-    Raises RepeatedRequest when the client's idempotency key is already taken (by a race).
+    Returns the row as committed (detached; ``session.merge(request, load=False)`` takes it on
+    without reading it again). Raises RepeatedRequest when the client's idempotency key is
+    already taken (by a race).
     """
-    with Session(engine) as session:
-        session.add(
-            Request(
-                id=request_id,
-                source=Source.kafka if origin else source,
-                client=client,
-                operation=operation,
-                payload=storable(payload),
-                idempotency_key=idempotency_key,
-                payload_hash=payload_hash,
-                kafka_topic=origin.topic if origin else None,
-                kafka_partition=origin.partition if origin else None,
-                kafka_offset=origin.offset if origin else None,
-            )
+    with Session(engine, expire_on_commit=False) as session:
+        request = Request(
+            id=request_id,
+            source=Source.kafka if origin else source,
+            client=client,
+            operation=operation,
+            payload=storable(payload),
+            idempotency_key=idempotency_key,
+            payload_hash=payload_hash,
+            kafka_topic=origin.topic if origin else None,
+            kafka_partition=origin.partition if origin else None,
+            kafka_offset=origin.offset if origin else None,
         )
+        session.add(request)
         try:
             session.flush()
         except IntegrityError as exc:
@@ -72,6 +73,7 @@ def open_request(
             detail.update(topic=origin.topic, partition=origin.partition, offset=origin.offset)
         add_event(session, request_id, Step.received, component, **detail)
         session.commit()
+    return request
 
 
 @dataclass(frozen=True)
