@@ -58,11 +58,14 @@ def _check_still_a_target(
 ) -> None:
     """A name that MX, SRV or NS records point at stays a host: no CNAME, and an address if in zone."""
     owner, rtype = key
+    is_cname = rtype == "CNAME" and state.get(key) is not None
+    if not is_cname and (state.get((owner, "A")) or state.get((owner, "AAAA"))):
+        return  # still a host with an address: nothing pointing at it can mind (no need to look)
     pointing = referrers.of(owner)
     if not pointing:
         return
     by = f"{pointing[0][0]} {pointing[0][1]}"
-    if rtype == "CNAME" and state.get(key) is not None:
+    if is_cname:
         violations.append(
             Violation(f"{field}type", f"{owner} is the target of {by}; it cannot be a CNAME (RFC 2181 §10.3)")
         )
