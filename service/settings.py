@@ -75,8 +75,8 @@ class Settings(BaseSettings):
     coalesce_max_requests: int = Field(
         default=500,
         ge=1,
-        description="Most requests one worker applies together: the request of its message and others waiting "
-        "for the same zones, their RRsets sent in shared UPDATEs (1: each request alone).",
+        description="Most requests a worker applies together: with the request of its message, others waiting "
+        "for the same zones, their RRsets in shared UPDATEs (1: each request alone).",
     )
 
     # Where mounted secret files live (TSIG secrets under tsig/<key name>).

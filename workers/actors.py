@@ -5,17 +5,14 @@ from __future__ import annotations
 
 import logging
 import uuid
-from datetime import UTC, datetime
 
 import dramatiq
-from dramatiq.common import compute_backoff
 from dramatiq.middleware import CurrentMessage, TimeLimitExceeded
 
 from db.engine import make_engine
-from db.models import Source
 from service.dispatch import APPLY_ACTOR, RECONCILE_ACTOR
 from service.errors import TransientDnsError
-from workers import apply, coalesce, reconcile, results
+from workers import apply, reconcile, results
 from workers.broker import broker, settings
 
 logger = logging.getLogger(__name__)
@@ -36,49 +33,23 @@ RECONCILE_RETRIES = 2
     time_limit=settings.apply_time_limit_s * 1000,
 )
 def apply_request(request_id: str) -> None:
-    """Make the zones' primaries serve the request's RRsets, with those of the requests waiting for the
-    same zones (workers/coalesce.py). Transient failures raise, so Dramatiq retries."""
+    """Make the zone's primary serve the request's RRset. Transient failures raise, so Dramatiq retries."""
     message = CurrentMessage.get_current_message()
     retries = message.options.get("retries", 0) if message is not None else 0
     attempt = apply.Attempt(number=retries + 1, final=retries >= settings.max_retries)
-    delivery = coalesce.Delivery()
-    if message is not None:
-        delivery = coalesce.Delivery(message.message_id, datetime.fromtimestamp(message.message_timestamp / 1000, UTC))
     try:
-        skipped = apply.apply_request(
-            engine, settings, uuid.UUID(request_id), attempt, enqueue=_enqueue_retry, delivery=delivery
-        )
+        apply.apply_request(engine, settings, uuid.UUID(request_id), attempt)
     except TransientDnsError:
         if attempt.final:
             _announce_best_effort(request_id)
         raise  # already recorded as retry_scheduled, or as failed on the last attempt
-    except (Exception, TimeLimitExceeded):  # TimeLimitExceeded is a BaseException
-        logger.exception("attempt %d failed unexpectedly", attempt.number)  # recorded by apply, best effort
+    except (Exception, TimeLimitExceeded) as exc:  # TimeLimitExceeded is a BaseException
+        logger.exception("attempt %d failed unexpectedly", attempt.number)
+        apply.record_unexpected_failure(engine, uuid.UUID(request_id), attempt, exc)
         if attempt.final:
             _announce_best_effort(request_id)
         raise
-    if skipped is None or skipped.announce:
-        results.announce(engine, settings, uuid.UUID(request_id))  # a Kafka failure retries; the apply is done
-    elif skipped.reason == coalesce.Skip.elsewhere and skipped.source == Source.kafka and message is not None:
-        # In another worker's batch: if that batch is another request's, this message publishes the
-        # result, so it looks again once the batch is over.
-        broker.enqueue(message.copy(), delay=settings.min_backoff_ms)
-
-
-def _enqueue_retry(requeue: apply.Requeue) -> None:
-    """The message for the retry of a request whose attempt in another's batch failed transiently:
-    Dramatiq's backoff for that attempt, its count as ``retries``."""
-    _, delay = compute_backoff(
-        requeue.attempts - 1, factor=settings.min_backoff_ms, max_backoff=settings.max_backoff_ms
-    )
-    message: dramatiq.Message[None] = dramatiq.Message(
-        queue_name=settings.queue_name,
-        actor_name=APPLY_ACTOR,
-        args=(str(requeue.request_id),),
-        kwargs={},
-        options={"request_id": str(requeue.request_id), "client": requeue.client, "retries": requeue.attempts},
-    )
-    broker.enqueue(message, delay=delay)
+    results.announce(engine, settings, uuid.UUID(request_id))  # a Kafka failure retries; the apply is done
 
 
 def _announce_best_effort(request_id: str) -> None:

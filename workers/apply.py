@@ -1,19 +1,11 @@
-"""Applying requests: make each zone's primary serve the desired RRsets, prove it, record it.
+"""Applying one request: make each zone's primary serve the desired RRsets, prove it, record it.
 
-A worker applies the request of its message together with the requests that wait for the
-same zones (workers/coalesce.py claims them): per zone, the union of their pending changes
-goes in as few UPDATEs as fit (workers/updates.py), and each request keeps its own events and
-status. The worker applies the *current* desired state of each RRset, not a request's delta,
-so a repeated or late message converges instead of undoing newer work, and an RRset several
-requests changed is sent once. The RRset rows stay locked while their zone is updated and
-verified, so two batches touching the same RRset take turns. Each UPDATE carries
-prerequisites asserting what we last applied (unless the zone's drift policy is override): a
-change made on the server behind our back fails with drift_detected instead of being
-overwritten.
-
-A transient failure of a zone fails the attempt of the requests with changes there: the
-leader's message is retried by Dramatiq; every other one is set ``retrying`` and sent a
-message of its own, after the same backoff. The other requests of the batch end as usual.
+The worker applies the *current* desired state of each RRset the request changes, not the
+request's delta, so a repeated or late message converges instead of undoing newer work.
+The RRset rows stay locked while their zone is updated and verified, so two requests for
+the same RRset take turns. Each UPDATE carries prerequisites asserting what we last applied
+(unless the zone's drift policy is override): a change made on the server behind our back
+fails with drift_detected instead of being overwritten.
 """
 
 from __future__ import annotations
@@ -21,11 +13,10 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Engine
 from sqlmodel import Session, col, select, tuple_
 
 from db.models import (
@@ -41,293 +32,204 @@ from db.models import (
     utcnow,
 )
 from service import tracker
-from service.errors import TransientDnsError
+from service.errors import PermanentDnsError, TransientDnsError
 from service.secrets import SecretUnavailable, tsig_secret
 from service.settings import Settings
-from workers import attempts, coalesce, rfc2136, updates
-from workers.attempts import COMPONENT
-from workers.attempts import Attempt as Attempt  # re-exported: the actors and workers/reconcile.py say apply.Attempt
-from workers.coalesce import Batch, Delivery, Skipped
-from workers.updates import Failure, Key
+from workers import rfc2136
 
 logger = logging.getLogger(__name__)
 
+COMPONENT = "worker"
+
 
 @dataclass(frozen=True)
-class Requeue:
-    """A request of a batch whose attempt failed transiently: it needs a message for its retry."""
-
-    request_id: uuid.UUID
-    client: str | None
-    attempts: int  # so far: the message carries it as Dramatiq's ``retries``
+class Attempt:
+    number: int  # 1 for the first delivery
+    final: bool  # no retry follows a transient failure of this attempt
 
 
-Enqueue = Callable[[Requeue], None]
+@dataclass(frozen=True)
+class Failure:
+    code: str
+    detail: str
 
 
-def apply_request(
-    engine: Engine,
-    settings: Settings,
-    request_id: uuid.UUID,
-    attempt: Attempt,
-    *,
-    enqueue: Enqueue,
-    delivery: Delivery,
-) -> Skipped | None:
-    """Run one attempt, with the requests it claims; None when it applied, or why it did not.
-
-    Raises TransientDnsError when the request's attempt should be retried (its failure is
-    recorded), and any other exception after recording it as a failed attempt.
-    """
-    requeue: list[Requeue] = []
-    error: TransientDnsError | None = None
-    with engine.connect() as connection:
-        ownership = coalesce.Ownership(connection)
-        try:
-            try:
-                with Session(connection) as session:
-                    claimed = coalesce.claim(
-                        session,
-                        ownership,
-                        request_id,
-                        attempt=attempt.number,
-                        delivery=delivery,
-                        max_requests=settings.coalesce_max_requests,
-                        max_retries=settings.max_retries,
-                    )
-            except Exception as exc:
-                ownership.release()
-                attempts.record_unexpected_failure(engine, request_id, attempt, exc)
-                raise
-            if isinstance(claimed, Skipped):
-                logger.info("request %s: nothing to do, %s", request_id, claimed.reason.meaning)
-                return claimed
-            try:
-                error = _apply_batch(connection, settings, claimed, attempt, requeue)
-            except BaseException as exc:  # TimeLimitExceeded too
-                _abandon(engine, claimed, attempt, exc, requeue)
-                raise
-        finally:
-            ownership.release()  # before any retry message: its delivery must find the request free
-            for item in requeue:
-                _enqueue(engine, enqueue, item)
-    if error is not None:
-        raise error
-    return None
-
-
-def _apply_batch(
-    connection: Connection, settings: Settings, batch: Batch, attempt: Attempt, requeue: list[Requeue]
-) -> TransientDnsError | None:
-    """Apply every zone of the batch, then end each request; the leader's transient failure, if any."""
-    failed_zones: dict[int, TransientDnsError] = {}
-    for zone_id in batch.zone_ids:
-        try:
-            with Session(connection) as session:
-                _apply_zone(session, settings, zone_id, batch)
-        except TransientDnsError as exc:
-            logger.warning("zone %d: %s", zone_id, exc.detail, extra={"code": exc.code, "batch": len(batch.members)})
-            failed_zones[zone_id] = exc
-    with Session(connection) as session:
-        error = _conclude(session, batch, attempt, failed_zones, requeue)
+def apply_request(engine: Engine, settings: Settings, request_id: uuid.UUID, attempt: Attempt) -> None:
+    """Run one attempt. Raises TransientDnsError when the attempt should be retried."""
+    with Session(engine) as session:
+        request = tracker.get_request(session, request_id, for_update=True)
+        if RequestStatus(request.status).terminal:
+            logger.info("request already %s; nothing to do", request.status)
+            return
+        request.attempts = attempt.number
+        tracker.set_status(session, request, RequestStatus.in_progress)
+        tracker.add_event(session, request_id, Step.started, COMPONENT, attempt=attempt.number)
         session.commit()
-    return error
+        zone_ids = sorted(set(session.exec(_pending(request_id).with_only_columns(col(RequestChange.zone_id))).all()))
+
+    try:
+        for zone_id in zone_ids:
+            _apply_zone(engine, settings, request_id, zone_id)
+    except TransientDnsError as exc:
+        with Session(engine) as session:
+            request = tracker.get_request(session, request_id, for_update=True)
+            _attempt_failed(session, request, attempt, exc.code, exc.detail)
+        raise
+    _finish(engine, request_id, attempt)
 
 
-def _apply_zone(session: Session, settings: Settings, zone_id: int, batch: Batch) -> None:
-    zone = session.get(Zone, zone_id)
-    assert zone is not None
-    changes = list(
-        session.exec(
-            select(RequestChange)
-            .where(
-                col(RequestChange.request_id).in_(batch.request_ids),
-                RequestChange.zone_id == zone_id,
-                RequestChange.status == ChangeStatus.pending,
+def _apply_zone(engine: Engine, settings: Settings, request_id: uuid.UUID, zone_id: int) -> None:
+    with Session(engine) as session:
+        zone = session.get(Zone, zone_id)
+        assert zone is not None
+        changes = list(session.exec(_pending(request_id).where(RequestChange.zone_id == zone_id)).all())
+        keys = [(change.owner, change.rtype) for change in changes]
+        rows = lock_rrsets(session, zone_id, keys)
+        server = rfc2136.Server(zone.primary_host, zone.primary_port, settings.dns_timeout_s)
+        sent = _unconfirmed(session, zone_id, keys)
+        wanted = [_wanted(change, rows.get(key), zone, sent[key]) for change, key in zip(changes, keys, strict=True)]
+
+        try:
+            key = rfc2136.TsigKey(
+                zone.tsig_key_name,
+                zone.tsig_algorithm,
+                tsig_secret(settings, zone.tsig_key_name).get_secret_value(),
             )
-            .order_by(col(RequestChange.id))
-        ).all()
-    )
-    if not changes:
-        return
-    requests_of: dict[Key, frozenset[uuid.UUID]] = {}
-    for change in changes:
-        key = (change.owner, change.rtype)
-        requests_of[key] = requests_of.get(key, frozenset()) | {change.request_id}
-    keys = list(requests_of)
-    rows = lock_rrsets(session, zone_id, keys)
-    server = rfc2136.Server(zone.primary_host, zone.primary_port, settings.dns_timeout_s)
-    sent_before = _unconfirmed(session, zone_id, keys)
-    wanted = {key: _wanted(key, rows.get(key), zone, sent_before[key]) for key in keys}
+        except SecretUnavailable as exc:
+            failures = {item.key: Failure(exc.code, exc.detail) for item in wanted}
+        else:
+            failures = _send(zone, wanted, key, server, request_id, session)
 
+        served = rfc2136.served_rrsets([item.key for item in wanted if item.key not in failures], server)
+        verified = 0
+        for change, item in zip(changes, wanted, strict=True):
+            row = rows.get(item.key)
+            failure = failures.get(item.key)
+            if failure is None and not rfc2136.matches(served[item.key], item.rtype, item.ttl, item.values):
+                failure = _not_applied(item, served[item.key])
+            if failure is None:
+                verified += 1
+                _settle(session, change, row, item, superseded=row is not None and row.version > change.version)
+            else:
+                _fail_change(session, change, row, failure)
+        tracker.add_event(
+            session,
+            request_id,
+            Step.dns_verified,
+            COMPONENT,
+            zone=zone.name,
+            verified=verified,
+            failed=len(changes) - verified,
+        )
+        session.commit()
+
+
+def _send(
+    zone: Zone,
+    changes: list[rfc2136.RRsetChange],
+    key: rfc2136.TsigKey,
+    server: rfc2136.Server,
+    request_id: uuid.UUID,
+    session: Session,
+) -> dict[tuple[str, str], Failure]:
+    """Send the changes in as few UPDATEs as fit; return the RRsets that could not be applied."""
+    failures: dict[tuple[str, str], Failure] = {}
     messages = 0
     started = time.perf_counter()
-    try:
-        tsig = rfc2136.TsigKey(
-            zone.tsig_key_name, zone.tsig_algorithm, tsig_secret(settings, zone.tsig_key_name).get_secret_value()
-        )
-    except SecretUnavailable as exc:
-        failures = {key: Failure(exc.code, exc.detail) for key in keys}
-    else:
-        primary = updates.ZonePrimary(zone.name, tsig, server)
-        sent = updates.send(primary, list(wanted.values()), requests_of.__getitem__)
-        failures, messages = sent.failures, sent.messages
-    elapsed_ms = round((time.perf_counter() - started) * 1000, 1)
-
-    served = rfc2136.served_rrsets([key for key in keys if key not in failures], server)
-    for key, rrset in served.items():
-        item = wanted[key]
-        if not rfc2136.matches(rrset, item.rtype, item.ttl, item.values):
-            failures[key] = _not_applied(item, rrset)
-    for change in changes:
-        key = (change.owner, change.rtype)
-        row = rows.get(key)
-        failure = failures.get(key)
-        if failure is None:
-            superseded = row is not None and row.version > change.version
-            change.status = ChangeStatus.superseded if superseded else ChangeStatus.succeeded
-            session.add(change)
-        else:
-            attempts.fail_change(session, change, row, failure)
-    for key in keys:
-        if key not in failures and (row := rows.get(key)) is not None:
-            settle_rrset(session, row, wanted[key])
-
-    by_request: dict[uuid.UUID, list[RequestChange]] = {}
-    for change in changes:
-        by_request.setdefault(change.request_id, []).append(change)
-    for member in batch.members:
-        own = by_request.get(member.request_id)
-        if not own:
-            continue
-        failed = sum(1 for change in own if change.status == ChangeStatus.failed)
-        with coalesce.on_behalf_of(member):
-            if messages:
-                tracker.add_event(
-                    session,
-                    member.request_id,
-                    Step.dns_sent,
-                    COMPONENT,
-                    zone=zone.name,
-                    server=f"{server.host}:{server.port}",
-                    messages=messages,
-                    rrsets=len(own),
-                    batch=len(by_request),
-                    batch_rrsets=len(keys),
-                    ms=elapsed_ms,
-                )
-            tracker.add_event(
-                session,
-                member.request_id,
-                Step.dns_verified,
-                COMPONENT,
-                zone=zone.name,
-                verified=len(own) - failed,
-                failed=failed,
-            )
-    session.commit()
-
-
-def _conclude(
-    session: Session,
-    batch: Batch,
-    attempt: Attempt,
-    failed_zones: dict[int, TransientDnsError],
-    requeue: list[Requeue],
-) -> TransientDnsError | None:
-    """End each request of the batch, or record its failed attempt; the leader's failure, if transient."""
-    requests = {
-        request.id: request
-        for request in session.exec(
-            select(Request).where(col(Request.id).in_(batch.request_ids)).order_by(col(Request.id)).with_for_update()
-        ).all()
-    }
-    changes: dict[uuid.UUID, list[RequestChange]] = {}
-    for change in session.exec(
-        select(RequestChange)
-        .where(col(RequestChange.request_id).in_(batch.request_ids))
-        .order_by(col(RequestChange.seq))
-    ).all():
-        changes.setdefault(change.request_id, []).append(change)
-    leader_error = None
-    for member in batch.members:
-        request = requests[member.request_id]
-        error = next((failed_zones[zone] for zone in sorted(member.zone_ids) if zone in failed_zones), None)
-        with coalesce.on_behalf_of(member):
-            if error is None:
-                attempts.end(session, request, changes.get(member.request_id, []), member.attempt)
-            elif member.led_by is None:
-                attempts.attempt_failed(session, request, attempt, error.code, error.detail)
-                leader_error = error
-            else:
-                attempts.retry_later(session, request, member, error.code, error.detail)
-                requeue.append(Requeue(member.request_id, member.client, member.attempt))
-    return leader_error
-
-
-def _enqueue(engine: Engine, enqueue: Enqueue, item: Requeue) -> None:
-    """Send the retry message; if the broker does not take it, the recovery job will (it stays retrying)."""
-    try:
-        enqueue(item)
-    except Exception as exc:
-        logger.warning("the retry of request %s could not be queued: %s", item.request_id, type(exc).__name__)
+    for batch in rfc2136.batches(changes):
         try:
-            with Session(engine) as session:
-                tracker.add_event(
-                    session, item.request_id, Step.enqueue_failed, COMPONENT, reason=f"{type(exc).__name__}"
-                )
-                session.commit()
-        except Exception:
-            logger.exception("could not record that the retry of request %s was not queued", item.request_id)
+            messages += 1
+            rfc2136.send_update(rfc2136.update_message(zone.name, batch, key), server)
+        except PermanentDnsError as exc:
+            if exc.code != "prerequisite_failed":
+                failures.update({item.key: Failure(exc.code, exc.detail) for item in batch})
+                continue
+            drifted, landed, ours = classify_drift(batch, rfc2136.served_rrsets([item.key for item in batch], server))
+            failures.update(drifted)
+            rest = [
+                replace(item, expected=ours[item.key]) if item.key in ours else item
+                for item in batch
+                if item.key not in drifted and item.key not in landed
+            ]
+            if rest:
+                messages += 1
+                try:
+                    rfc2136.send_update(rfc2136.update_message(zone.name, rest, key), server)
+                except PermanentDnsError as again:
+                    failures.update({item.key: Failure(again.code, again.detail) for item in rest})
+    tracker.add_event(
+        session,
+        request_id,
+        Step.dns_sent,
+        COMPONENT,
+        zone=zone.name,
+        server=f"{server.host}:{server.port}",
+        messages=messages,
+        rrsets=len(changes),
+        ms=round((time.perf_counter() - started) * 1000, 1),
+    )
+    return failures
 
 
-def _abandon(engine: Engine, batch: Batch, attempt: Attempt, exc: BaseException, requeue: list[Requeue]) -> None:
-    """Best effort, after an error that is not DNS's: every request still in progress gets a failed
-    attempt (the leader's retried by Dramatiq, the others on messages of their own)."""
-    reason = f"{type(exc).__name__} in the worker"
-    try:
-        with Session(engine) as session:  # the batch's connection may be what broke
-            requests = session.exec(
-                select(Request)
-                .where(col(Request.id).in_(batch.request_ids))
-                .order_by(col(Request.id))
-                .with_for_update()
-            ).all()
-            status = {request.id: request for request in requests}
-            for member in batch.members:
-                request = status[member.request_id]
-                if request.status != RequestStatus.in_progress:
-                    continue  # ended, or its failure is recorded already
-                with coalesce.on_behalf_of(member):
-                    if member.led_by is None:
-                        attempts.attempt_failed(session, request, attempt, "internal", reason)
-                    else:
-                        attempts.retry_later(session, request, member, "internal", reason)
-                        requeue.append(Requeue(member.request_id, member.client, member.attempt))
-            session.commit()
-    except Exception:
-        requeue.clear()  # nothing recorded: still in progress, they go with the leader's next attempt
-        logger.exception("could not record the failure of the batch of request %s", batch.leader.request_id)
+def classify_drift(
+    batch: list[rfc2136.RRsetChange], served: dict[tuple[str, str], Any]
+) -> tuple[dict[tuple[str, str], Failure], set[tuple[str, str]], dict[tuple[str, str], tuple[str, ...]]]:
+    """After a failed prerequisite: which RRsets drifted, which already hold what we want, and
+    which hold a state Hostmaster sent earlier without seeing it land (with the values served,
+    the prerequisite to send them again with).
+
+    An RRset that already serves the desired values landed earlier (a lost answer, an attempt
+    cut short): it is not drift and needs no resend. One that serves what an earlier, unanswered
+    UPDATE of ours sent is ours too: it is sent again, expecting what it holds. One that serves
+    none of these was changed behind our back.
+    """
+    drifted: dict[tuple[str, str], Failure] = {}
+    landed: set[tuple[str, str]] = set()
+    ours: dict[tuple[str, str], tuple[str, ...]] = {}
+    for item in batch:
+        found = served.get(item.key)
+        if rfc2136.matches(found, item.rtype, item.ttl, item.values):
+            landed.add(item.key)
+            continue
+        expected = item.expected or ()
+        found_ttl = found.ttl if found is not None else 0
+        if rfc2136.matches(found, item.rtype, found_ttl, expected):
+            continue  # as we left it: this one's prerequisite held
+        if any(rfc2136.matches(found, item.rtype, found_ttl, state) for state in item.sent):
+            ours[item.key] = tuple(rdata.to_text() for rdata in found) if found is not None else ()
+            continue
+        shown = sorted(rdata.to_text() for rdata in found) if found is not None else []
+        drifted[item.key] = Failure(
+            "drift_detected",
+            f"{item.owner} {item.rtype} was changed on the server outside Hostmaster: it serves "
+            f"{shown or 'nothing'} where Hostmaster last applied {list(expected) or 'nothing'}; "
+            "nothing was overwritten (set the zone's drift_policy to override to replace it)",
+        )
+    return drifted, landed, ours
 
 
-def _wanted(key: Key, row: RRset | None, zone: Zone, sent: tuple[tuple[str, ...], ...]) -> rfc2136.RRsetChange:
-    """The current desired state of the RRset ``key``, with what we last applied as prerequisite."""
+def _wanted(
+    change: RequestChange, row: RRset | None, zone: Zone, sent: tuple[tuple[str, ...], ...]
+) -> rfc2136.RRsetChange:
+    """The current desired state of the change's RRset, with what we last applied as prerequisite."""
     values = tuple(row.values) if row is not None else ()
     ttl = row.ttl if row is not None else zone.default_ttl
     applied: dict[str, Any] | None = row.applied if row is not None else None
     expected = None
     if zone.drift_policy == DriftPolicy.fail:
         expected = tuple(applied["values"]) if applied else ()
-    return rfc2136.RRsetChange(key[0], key[1], ttl, values, expected, sent)
+    return rfc2136.RRsetChange(change.owner, change.rtype, ttl, values, expected, sent)
 
 
-def _unconfirmed(session: Session, zone_id: int, keys: list[Key]) -> dict[Key, tuple[tuple[str, ...], ...]]:
+def _unconfirmed(
+    session: Session, zone_id: int, keys: list[tuple[str, str]]
+) -> dict[tuple[str, str], tuple[tuple[str, ...], ...]]:
     """Per RRset, the states its changes asked for since the last one that was seen to land.
 
     Any of them may be on the server: an UPDATE whose answer was lost (the primary or the
     worker died in the middle) still took effect there.
     """
-    found: dict[Key, list[tuple[str, ...]]] = {key: [] for key in keys}
+    found: dict[tuple[str, str], list[tuple[str, ...]]] = {key: [] for key in keys}
     if not keys:
         return {}
     history = session.exec(
@@ -353,6 +255,16 @@ def _not_applied(item: rfc2136.RRsetChange, served: Any) -> Failure:
     )
 
 
+def _settle(
+    session: Session, change: RequestChange, row: RRset | None, item: rfc2136.RRsetChange, *, superseded: bool
+) -> None:
+    """The RRset serves its desired state: record it as applied (a deleted one's row goes)."""
+    change.status = ChangeStatus.superseded if superseded else ChangeStatus.succeeded
+    session.add(change)
+    if row is not None:
+        settle_rrset(session, row, item)
+
+
 def settle_rrset(session: Session, row: RRset, item: rfc2136.RRsetChange) -> None:
     """``row``'s desired state ``item`` was proven served: record it as applied (a deleted one's row goes)."""
     if item.values:
@@ -364,7 +276,44 @@ def settle_rrset(session: Session, row: RRset, item: rfc2136.RRsetChange) -> Non
         session.delete(row)  # deleted and proven gone
 
 
-def lock_rrsets(session: Session, zone_id: int, keys: list[Key]) -> dict[Key, RRset]:
+def _fail_change(session: Session, change: RequestChange, row: RRset | None, failure: Failure) -> None:
+    change.status = ChangeStatus.failed
+    change.error_code = failure.code
+    change.error_detail = failure.detail
+    session.add(change)
+    if row is not None:
+        row.status = RRsetStatus.error
+        row.updated_at = utcnow()
+        session.add(row)
+
+
+def _finish(engine: Engine, request_id: uuid.UUID, attempt: Attempt) -> None:
+    with Session(engine) as session:
+        request = tracker.get_request(session, request_id, for_update=True)
+        changes = list(session.exec(select(RequestChange).where(RequestChange.request_id == request_id)).all())
+        failed = [change for change in changes if change.status == ChangeStatus.failed]  # superseded is done
+        if not failed:
+            tracker.set_status(session, request, RequestStatus.succeeded)
+            request.error_code = request.error_detail = None
+            tracker.add_event(session, request_id, Step.succeeded, COMPONENT, attempts=attempt.number)
+            session.commit()
+            return
+        first = failed[0]
+        detail = first.error_detail or first.error_code or "failed"
+        if len(changes) > 1:
+            detail = f"{len(failed)} of {len(changes)} changes failed; first {first.owner} {first.rtype}: {detail}"
+        _fail(session, request, first.error_code or "failed", detail)
+
+
+def _pending(request_id: uuid.UUID) -> Any:
+    return (
+        select(RequestChange)
+        .where(RequestChange.request_id == request_id, RequestChange.status == ChangeStatus.pending)
+        .order_by(col(RequestChange.seq))
+    )
+
+
+def lock_rrsets(session: Session, zone_id: int, keys: list[tuple[str, str]]) -> dict[tuple[str, str], RRset]:
     """The RRset rows of ``keys``, locked (in id order, so two workers never deadlock)."""
     if not keys:
         return {}
@@ -375,3 +324,54 @@ def lock_rrsets(session: Session, zone_id: int, keys: list[Key]) -> dict[Key, RR
         .with_for_update()
     )
     return {(row.owner, row.rtype): row for row in session.exec(statement).all()}
+
+
+def record_unexpected_failure(engine: Engine, request_id: uuid.UUID, attempt: Attempt, exc: BaseException) -> None:
+    """Best effort: say in the tracker that an attempt died of something other than DNS.
+
+    The message is retried like a transient failure; on the last attempt the request is
+    failed so that it does not stay in progress. If the database itself is what failed,
+    this fails too and only the log line remains.
+    """
+    reason = f"{type(exc).__name__} in the worker"
+    try:
+        with Session(engine) as session:
+            request = tracker.get_request(session, request_id, for_update=True)
+            if RequestStatus(request.status).terminal:
+                return
+            _attempt_failed(session, request, attempt, "internal", reason)
+    except Exception:
+        logger.exception("could not record the failure of request %s in the tracker", request_id)
+
+
+def _attempt_failed(session: Session, request: Request, attempt: Attempt, code: str, reason: str) -> None:
+    """Record a failed attempt: retrying, or on the last attempt dead-lettered and failed."""
+    if attempt.final:
+        tracker.add_event(session, request.id, Step.dead_lettered, COMPONENT, code=code, reason=reason)
+        for change in session.exec(_pending(request.id)).all():
+            row = session.exec(
+                select(RRset).where(
+                    RRset.zone_id == change.zone_id, RRset.owner == change.owner, RRset.rtype == change.rtype
+                )
+            ).first()
+            _fail_change(session, change, row, Failure("retries_exhausted", reason))
+        _fail(session, request, "retries_exhausted", f"gave up after {attempt.number} attempts: {reason}")
+        return
+    tracker.set_status(session, request, RequestStatus.retrying, error_code=code, error_detail=reason)
+    tracker.add_event(
+        session,
+        request.id,
+        Step.retry_scheduled,
+        COMPONENT,
+        code=code,
+        reason=reason,
+        attempt=attempt.number,
+        next_attempt=attempt.number + 1,
+    )
+    session.commit()
+
+
+def _fail(session: Session, request: Request, code: str, detail: str) -> None:
+    tracker.set_status(session, request, RequestStatus.failed, error_code=code, error_detail=detail)
+    tracker.add_event(session, request.id, Step.failed, COMPONENT, code=code, reason=detail)
+    session.commit()
