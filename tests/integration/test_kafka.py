@@ -246,12 +246,10 @@ def test_a_consumer_killed_mid_stream_loses_nothing_and_applies_nothing_twice(
     consumer: Consumer, producer: KafkaProducer, kafka: Kafka, stack: httpx.Client
 ) -> None:
     parent = f"{unique_label('kill')}.{ZONE}"
-    events = [event(f"k{index}.{parent}", f"v{index}") for index in range(600)]  # enough to be mid-stream
-    sending = [producer.send(kafka.topic, value=json.dumps(item).encode()) for item in events]
-    producer.flush(timeout=30)
-    offsets = [int(future.get(timeout=10).offset) for future in sending]
+    events = [event(f"k{index}.{parent}", f"v{index}") for index in range(60)]
+    offsets = [send(producer, kafka, item) for item in events]
     wait_until(
-        lambda: committed(kafka, consumer) > offsets[5], timeout=60, what="the stream to be under way", interval=0.02
+        lambda: committed(kafka, consumer) > offsets[5], timeout=60, what="the stream to be under way", interval=0.05
     )
     os.kill(consumer.process.popen.pid, signal.SIGKILL)
     consumer.process.popen.wait(timeout=10)
@@ -265,7 +263,7 @@ def test_a_consumer_killed_mid_stream_loses_nothing_and_applies_nothing_twice(
         assert {(result["status"], result["request_id"]) for result in results[item["event_id"]]} == {
             ("succeeded", results[item["event_id"]][0]["request_id"])
         }
-    for index in range(0, 600, 60):
+    for index in range(0, 60, 6):
         assert stack.get(f"/api/v1/records/k{index}.{parent}/TXT").json()["version"] == 1
 
 
