@@ -8,21 +8,12 @@ import signal
 import subprocess
 import time
 from collections.abc import Callable
-from pathlib import Path
 
-from tests.conftest import ROOT, Bind, Process, start_api, wait_until
+from tests.conftest import ROOT, Bind, Process, children, start_api, wait_until
 
 RABBITMQ_DOWN_S = 5.0
 POSTGRES_DOWN_S = 5.0
 BIND_DOWN_S = 10.0
-
-
-def children(pid: int) -> list[int]:
-    found: list[int] = []
-    for task in Path(f"/proc/{pid}/task").glob("*"):
-        text = (task / "children").read_text() if (task / "children").exists() else ""
-        found += [int(child) for child in text.split()]
-    return found
 
 
 def kill_a_worker_process(supervisor: Process) -> None:

@@ -11,17 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Process, rabbitmq_connection, start_process, wait_until
+from tests.conftest import Process, children, rabbitmq_connection, start_process, wait_until
 
 pytestmark = pytest.mark.integration
-
-
-def children(pid: int) -> list[int]:
-    found: list[int] = []
-    for task in Path(f"/proc/{pid}/task").glob("*"):
-        text = (task / "children").read_text() if (task / "children").exists() else ""
-        found += [int(child) for child in text.split()]
-    return found
 
 
 def alive(pid: int) -> bool:
