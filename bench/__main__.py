@@ -90,6 +90,7 @@ def _run(stack: Stack, args: argparse.Namespace, results: dict[str, Any]) -> Non
     results["e2e_vs_raw_single"] = round(results["e2e_records_per_s"] / results["raw_single_updates_per_s"], 3)
 
     offered = 50
+    _settle(stack, args.phase_timeout)
     say(f"e2e latency at {offered}/s offered for {args.seconds * 2} s")
     ids, _ = _submit(stack, "lat", offered * args.seconds * 2, rate=offered)
     _wait_for(stack, ids, args.phase_timeout)
@@ -97,10 +98,8 @@ def _run(stack: Stack, args: argparse.Namespace, results: dict[str, Any]) -> Non
     results["e2e_p50_s"] = round(load.percentile(latencies, 0.5), 3)
     results["e2e_p99_s"] = round(load.percentile(latencies, 0.99), 3)
 
-    say(f"kafka: {count} events")
-    results["kafka_events_per_s"] = _kafka(stack, count, args.phase_timeout)
-
     rate = 300
+    _settle(stack, args.phase_timeout)
     say(f"ingest at {rate}/s offered for {args.seconds} s")
     sent = load.Load(stack.api_url, stack.admin_key).run(rate * args.seconds, _create("ing"), rate=rate)
     accepted = [item for item in sent if item.status == 202]
@@ -115,6 +114,10 @@ def _run(stack: Stack, args: argparse.Namespace, results: dict[str, Any]) -> Non
     results["ingest_rps"] = round(saturation.requests_per_s, 1)
     results["ingest_saturation_p99_ms"] = round(saturation.p99_ms, 1)
     results["ingest_saturation_errors"] = saturation.errors
+
+    _settle(stack, args.phase_timeout)  # the ingest's requests are applied before the events start
+    say(f"kafka: {count} events")
+    results["kafka_events_per_s"] = _kafka(stack, count, args.phase_timeout)
 
 
 def _create(prefix: str) -> load.Body:
@@ -148,6 +151,21 @@ def _wait_for(stack: Stack, ids: list[str], timeout: float) -> bool:
             time.sleep(0.5)
     say(f"not every request ended within {timeout:.0f} s")
     return False
+
+
+def _settle(stack: Stack, timeout: float) -> None:
+    """Wait until no request is left open, so that one benchmark's backlog does not load the next."""
+    deadline = time.monotonic() + timeout
+    with stack.connect() as connection, connection.cursor() as cursor:
+        while time.monotonic() < deadline:
+            cursor.execute("SELECT count(*) FROM request WHERE status NOT IN %s", (TERMINAL,))
+            left = cursor.fetchone()[0]
+            connection.commit()
+            if left == 0:
+                return
+            say(f"waiting for {left} open requests to end before the next benchmark")
+            time.sleep(5)
+    say(f"requests were still open after {timeout:.0f} s; the next figures carry their load")
 
 
 def _timings(stack: Stack, ids: list[str]) -> list[tuple[float, float]]:

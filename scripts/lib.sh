@@ -59,6 +59,11 @@ ensure_bind() {
   apt_install bind9 bind9-utils bind9-dnsutils
 }
 
+ensure_chromium() {  # the console's browser tests: Debian's Chromium and its ChromeDriver, no downloaded browser
+  command -v chromium >/dev/null && command -v chromedriver >/dev/null && return 0
+  apt_install chromium chromium-driver fonts-dejavu-core
+}
+
 STARTED_POSTGRES=0
 ensure_postgres() {
   port_open "$PG_HOST" "$PG_PORT" && return 0

@@ -85,6 +85,7 @@ pids+=($!)
 cat >&2 <<TXT
 
   Hostmaster is running (Ctrl-C stops it).
+    Console       http://$API_HOST:$API_PORT/ui  (sign in with the admin key below)
     API docs      http://$API_HOST:$API_PORT/docs
     Metrics       http://$API_HOST:$API_PORT/metrics (API), http://127.0.0.1:${WORKER_METRICS_PORT:-9191}/metrics (worker),
                   http://127.0.0.1:${CONSUMER_METRICS_PORT:-9192}/metrics (consumer)

@@ -2,7 +2,7 @@
 # `make test`: install what is missing, make sure PostgreSQL and RabbitMQ answer, then run
 # ruff, mypy and the whole pytest suite, then the fault-injection suite (tests/faults). The tests
 # start their own BIND 9, Kafka broker, API and workers (tests/conftest.py) under .run/test and
-# stop them at the end.
+# stop them at the end; the console's browser tests drive Debian's headless Chromium.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -10,6 +10,7 @@ trap stop_started_services EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 ensure_bind
+ensure_chromium
 ensure_uv
 ensure_postgres
 ensure_rabbitmq

@@ -14,6 +14,7 @@ from service.api.common import install_body_schemas
 from service.api.headers import SecurityHeadersMiddleware
 from service.api.instrument import HttpMetricsMiddleware
 from service.api.middleware import RequestIdMiddleware
+from service.console import install as install_console
 from service.dispatch import Dispatcher, make_broker
 from service.ratelimit import TokenBuckets
 from service.settings import Settings, get_settings
@@ -66,6 +67,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(reconciliation.router)
     app.include_router(clients.router)
     app.include_router(deadletters.router)
+    install_console(app)
     return app
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import quote, urlsplit, urlunsplit
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -164,6 +164,28 @@ class Settings(BaseSettings):
     api_port: int = Field(default=8000, description="Port the API listens on.")
     max_body_bytes: int = Field(default=4_194_304, ge=1024, description="Largest request body, bytes (413 beyond).")
     max_changes: int = Field(default=10_000, ge=1, description="Most changes in one change set.")
+
+    # Web console (/ui).
+    console_logs_url: str = Field(
+        default="",
+        max_length=2048,
+        description="Link from a request's page to its log lines: a URL with `{request_id}` in it, e.g. a "
+        "log search (empty: the page shows the request id to search for).",
+    )
+    console_rabbitmq_url: str = Field(
+        default="http://127.0.0.1:15672/",
+        max_length=2048,
+        description="The RabbitMQ management UI the console's health page links to (empty: no link).",
+    )
+
+    @field_validator("console_logs_url", "console_rabbitmq_url")
+    @classmethod
+    def _web_link(cls, value: str) -> str:
+        """A link the console shows: http(s) or nothing, never a `javascript:` URL."""
+        value = value.strip()
+        if value and urlsplit(value).scheme not in ("http", "https"):
+            raise ValueError("give an http:// or https:// URL, or nothing")
+        return value
 
     def refuse_placeholder_secrets(self) -> None:
         """Outside dev, every secret must be set, and not to a well-known placeholder."""

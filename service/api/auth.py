@@ -21,12 +21,18 @@ bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: B
 async def current_client(
     request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 ) -> Principal:
+    key = credentials.credentials.strip() if credentials is not None else ""
+    return await authenticate(request, key, missing="send your API key as `Authorization: Bearer <key>`")
+
+
+async def authenticate(request: Request, key: str, *, missing: str) -> Principal:
+    """The client of ``key``, within its rate; Unauthorized (``missing`` when there is no key) or RateLimited."""
     settings = request.app.state.settings
     buckets: TokenBuckets = request.app.state.rate_limits
     try:
-        if credentials is None or not credentials.credentials.strip():
-            raise Unauthorized("send your API key as `Authorization: Bearer <key>`", code="no_key")
-        principal = await run_in_threadpool(_authenticate, request, credentials.credentials.strip(), settings.pepper)
+        if not key:
+            raise Unauthorized(missing, code="no_key")
+        principal = await run_in_threadpool(_authenticate, request, key, settings.pepper)
     except Unauthorized:
         # Guessing keys costs a guesser its own rate, by address.
         address = request.client.host if request.client else "unknown"

@@ -21,6 +21,11 @@ DOCS_CSP = (
     "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; img-src 'self' data: https://fastapi.tiangolo.com; "
     "connect-src 'self'; frame-ancestors 'none'"
 )
+# The console (/ui) loads its own script and styles, nothing from elsewhere, and posts only to itself.
+CONSOLE_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+    "form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+)
 
 
 class SecurityHeadersMiddleware:
@@ -31,7 +36,9 @@ class SecurityHeadersMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        docs = scope["path"] in ("/docs", "/redoc") or scope["path"].startswith("/docs/")
+        path = scope["path"]
+        docs = path in ("/docs", "/redoc") or path.startswith("/docs/")
+        console = path == "/ui" or path.startswith("/ui/")
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -40,6 +47,8 @@ class SecurityHeadersMiddleware:
                     headers.setdefault(name, value)
                 if docs:
                     headers["content-security-policy"] = DOCS_CSP
+                elif console:
+                    headers["content-security-policy"] = CONSOLE_CSP
             await send(message)
 
         await self.app(scope, receive, send_with_headers)

@@ -70,13 +70,13 @@ _STATUSES: tuple[tuple[type[HostmasterError], int], ...] = (
 )
 
 
-def _status_of(exc: HostmasterError) -> int:
+def status_of(exc: HostmasterError) -> int:
     return next((status for kind, status in _STATUSES if isinstance(exc, kind)), 500)
 
 
 async def hostmaster_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HostmasterError)
-    status = _status_of(exc)
+    status = status_of(exc)
     extra: dict[str, Any] = {}
     headers = None
     if isinstance(exc, InvalidRequest):

@@ -1,0 +1,309 @@
+"""The console's pages under /ui (not in the OpenAPI document: they answer HTML, not JSON)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Coroutine
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import quote, urlencode
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.routing import APIRoute
+from fastapi.templating import Jinja2Templates
+from sqlmodel import Session
+
+from db.models import RequestStatus, Scope
+from service import deadletters, provisioning, records, tracker, zones
+from service.api.problems import status_of
+from service.clients import Principal
+from service.console import forms, signin, views
+from service.errors import Conflict, DependencyUnavailable, HostmasterError, InvalidRequest, Unauthorized, Violation
+
+logger = logging.getLogger(__name__)
+
+templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
+
+
+def _when(moment: datetime | None) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if moment else "—"
+
+
+def _ago(moment: datetime | None) -> str:
+    if moment is None:
+        return "—"
+    seconds = max((datetime.now(UTC) - moment).total_seconds(), 0)
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.0f} {unit} ago"
+    return f"{seconds:.0f} s ago"
+
+
+templates.env.filters["when"] = _when
+templates.env.filters["ago"] = _ago
+
+
+class ConsoleRoute(APIRoute):
+    """A console page: no session sends the browser to sign in; an error is a page, not JSON."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handle = super().get_route_handler()
+
+        async def page(request: Request) -> Response:
+            try:
+                return await handle(request)
+            except signin.SignInNeeded:
+                target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+                return RedirectResponse(f"/ui/signin?{urlencode({'next': target})}", status_code=303)
+            except HostmasterError as exc:
+                status = status_of(exc)
+                if status >= 500:
+                    logger.error("console page %s failed: %s", request.url.path, exc.detail)
+                headers = {"Retry-After": str(exc.retry_after_s)} if exc.retry_after_s is not None else None
+                violations = getattr(exc, "violations", [])
+                return render(request, "error.html", {"error": exc, "violations": violations}, status, headers)
+
+        return page
+
+
+router = APIRouter(prefix="/ui", include_in_schema=False, route_class=ConsoleRoute)
+Signed = Annotated[Principal, Depends(signin.principal_of)]
+
+
+def render(
+    request: Request,
+    template: str,
+    context: dict[str, Any],
+    status: int = 200,
+    headers: dict[str, str] | None = None,
+    principal: Principal | None = None,
+) -> HTMLResponse:
+    settings = request.app.state.settings
+    full = {
+        "principal": principal,
+        "form_token": signin.form_token(request) if principal else "",
+        "request_id": getattr(request.state, "request_id", ""),
+        "rabbitmq_url": settings.console_rabbitmq_url,
+        **context,
+    }
+    return templates.TemplateResponse(request, template, full, status_code=status, headers=headers)
+
+
+def _session(request: Request) -> Session:
+    return Session(request.app.state.engine)
+
+
+@router.get("")
+@router.get("/")
+async def home() -> RedirectResponse:
+    return RedirectResponse("/ui/requests", status_code=303)
+
+
+@router.get("/signin")
+async def signin_page(request: Request, next: Annotated[str, Query(max_length=2048)] = "") -> HTMLResponse:
+    return render(request, "signin.html", {"next": signin.safe_next(next)})
+
+
+@router.post("/signin")
+async def signin_submit(request: Request) -> Response:
+    form = await forms.read_form(request)
+    target = signin.safe_next(forms.one(form, "next"))
+    key = forms.one(form, "key")
+    try:
+        await signin.sign_in(request, key)
+    except Unauthorized as exc:
+        return render(request, "signin.html", {"next": target, "error": exc.detail}, status=401)
+    response = RedirectResponse(target, status_code=303)
+    signin.remember(response, request, key)
+    return response
+
+
+@router.post("/signout")
+async def signout(request: Request) -> Response:
+    form = await forms.read_form(request)
+    signin.check_form(request, forms.one(form, "form_token"))
+    response = RedirectResponse("/ui/signin", status_code=303)
+    signin.forget(response)
+    return response
+
+
+@router.get("/requests")
+async def request_list(
+    request: Request,
+    principal: Signed,
+    status: Annotated[str, Query(max_length=16)] = "",
+    zone: Annotated[str, Query(max_length=255)] = "",
+    client: Annotated[str, Query(max_length=255)] = "",
+    source: Annotated[str, Query(max_length=16)] = "",
+    since: Annotated[str, Query(max_length=40)] = "",
+    until: Annotated[str, Query(max_length=40)] = "",
+) -> HTMLResponse:
+    asked = views.RequestFilter(status, zone, client, source, since, until)
+    problems: list[str] = []
+    rows: list[views.RequestRow] = []
+
+    def read() -> list[views.RequestRow]:
+        with _session(request) as session:
+            return views.list_requests(session, principal, asked)
+
+    try:
+        rows = await run_in_threadpool(read)
+    except InvalidRequest as exc:
+        problems = [f"{violation.field}: {violation.message}" for violation in exc.violations]
+    context = {
+        "asked": asked,
+        "rows": rows,
+        "problems": problems,
+        "statuses": views.STATUSES,
+        "sources": views.SOURCES,
+        "page_size": views.PAGE,
+    }
+    return render(request, "requests.html", context, 422 if problems else 200, principal=principal)
+
+
+@router.get("/requests/{request_id}")
+async def request_page(request: Request, request_id: str, principal: Signed) -> HTMLResponse:
+    def read() -> Any:
+        with _session(request) as session:
+            return tracker.describe_request(session, principal, request_id=request_id)
+
+    found = await run_in_threadpool(read)
+    logs_url = request.app.state.settings.console_logs_url
+    context = {
+        "found": found,
+        "timeline": views.timeline(found),
+        "violations": views.violations(found),
+        "terminal": RequestStatus(found.status).terminal,
+        "logs_url": logs_url.replace("{request_id}", quote(str(found.request_id))) if logs_url else "",
+        "api_url": str(request.url_for("get_request", request_id=str(found.request_id))),
+    }
+    return render(request, "request.html", context, principal=principal)
+
+
+@router.get("/zones")
+async def zone_list(request: Request, principal: Signed) -> HTMLResponse:
+    def read() -> list[Any]:
+        with _session(request) as session:
+            return [zones.public(session, zone) for zone in views.readable_zones(session, principal)]
+
+    return render(request, "zones.html", {"zones": await run_in_threadpool(read)}, principal=principal)
+
+
+async def _zone_page(
+    request: Request, principal: Principal, zone: str, cursor: str | None, extra: dict[str, Any], status: int = 200
+) -> HTMLResponse:
+    def read() -> tuple[Any, Any]:
+        with _session(request) as session:
+            found = zones.get_zone(session, zone)
+            principal.require(Scope.read, [found.name])
+            page = records.list_records(session, principal, zone=found.name, cursor=cursor, limit=views.PAGE)
+            return zones.public(session, found), page
+
+    found, page = await run_in_threadpool(read)
+    rows = extra.pop("rows", None) or [forms.Row() for _ in range(forms.EMPTY_ROWS)]
+    context = {
+        "zone": found,
+        "page": page,
+        "cursor": cursor,
+        "rows": rows,
+        "operations": forms.OPERATIONS,
+        "writable": principal.may(Scope.write),
+        **extra,
+    }
+    return render(request, "zone.html", context, status, principal=principal)
+
+
+@router.get("/zones/{zone}")
+async def zone_page(
+    request: Request, zone: str, principal: Signed, cursor: Annotated[str | None, Query(max_length=600)] = None
+) -> HTMLResponse:
+    return await _zone_page(request, principal, zone, cursor, {})
+
+
+@router.post("/zones/{zone}/changes")
+async def zone_changes(request: Request, zone: str, principal: Signed) -> Response:
+    form = await forms.read_form(request)
+    signin.check_form(request, forms.one(form, "form_token"))
+    rows = forms.rows_of(form)
+    dry_run = forms.one(form, "intent") != "apply"
+    force = forms.one(form, "force") == "yes"
+    body, numbers = forms.change_set(rows, dry_run=dry_run, force=force)
+    settings = request.app.state.settings
+    request_id = request.state.request_id
+    shown_rows = [*(row for row in rows if not row.blank), forms.Row()]
+    try:
+        outcome = await run_in_threadpool(
+            lambda: provisioning.submit(
+                engine=request.app.state.engine,
+                dispatcher=request.app.state.dispatcher,
+                request_id=request_id,
+                body=body,
+                parser=provisioning.change_set(zone),
+                operation="changeset",
+                max_changes=settings.max_changes,
+                max_values=settings.max_values,
+                target={"zone": zone},
+                principal=principal,
+            )
+        )
+    except InvalidRequest as exc:
+        extra = {"rows": shown_rows, "problems": forms.explain(exc.violations, numbers), "force": force}
+        return await _zone_page(request, principal, zone, None, {**extra, **_tracked(dry_run, request_id)}, 422)
+    except Conflict as exc:  # e.g. the mass-change guard: the form says how to pass it
+        extra = {"rows": shown_rows, "problems": [exc.detail], "force": force}
+        return await _zone_page(request, principal, zone, None, {**extra, **_tracked(dry_run, request_id)}, 409)
+    if outcome.request is None:
+        extra = {"rows": shown_rows, "plan": outcome.changes, "force": force}
+        return await _zone_page(request, principal, zone, None, extra)
+    return RedirectResponse(f"/ui/requests/{outcome.request.id}", status_code=303)
+
+
+def _tracked(dry_run: bool, request_id: Any) -> dict[str, Any]:
+    """A refused change set (not a dry run) is a request in the tracker, with the reason: link to it."""
+    return {} if dry_run else {"rejected_request": str(request_id)}
+
+
+@router.get("/health")
+async def health_page(
+    request: Request, principal: Signed, redriven: Annotated[int | None, Query(ge=0)] = None
+) -> HTMLResponse:
+    settings = request.app.state.settings
+
+    def read() -> dict[str, Any]:
+        with _session(request) as session:
+            hours = views.counts_by_hour(session, principal)
+            return {
+                "hours": hours,
+                "chart": views.chart(hours),
+                "open": views.open_requests(session, principal),
+                "reports": views.latest_reports(session, principal),
+            }
+
+    context = await run_in_threadpool(read)
+    context.update(statuses=views.STATUSES, redriven=redriven, dead=None, dead_error=None)
+    if principal.admin:
+        try:
+            context["dead"] = await run_in_threadpool(deadletters.list_dead, request.app.state.engine, settings)
+        except DependencyUnavailable as exc:
+            context["dead_error"] = exc.detail
+    return render(request, "health.html", context, principal=principal)
+
+
+@router.post("/health/redrive")
+async def redrive(request: Request, principal: Signed) -> RedirectResponse:
+    form = await forms.read_form(request)
+    signin.check_form(request, forms.one(form, "form_token"))
+    principal.require(Scope.admin)
+    message_id = forms.one(form, "message_id").strip() or None
+    if message_id is None and forms.one(form, "all") != "yes":
+        raise InvalidRequest([Violation("message_id", "name a message to re-drive, or re-drive all")])
+    settings = request.app.state.settings
+    redriven = await run_in_threadpool(
+        lambda: deadletters.redrive(
+            request.app.state.engine, settings, request.app.state.dispatcher, message_id=message_id
+        )
+    )
+    return RedirectResponse(f"/ui/health?redriven={len(redriven)}", status_code=303)

@@ -1,0 +1,218 @@
+"""The web console over plain HTTP: signing in, what a key may see, forms that change nothing when
+refused. The browser tests (test_console_browser.py) drive the same pages in Chromium."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from tests.conftest import STALE_ZONE, ZONE, Process, make_client, unique_label, wait_for_terminal
+
+pytestmark = pytest.mark.usefixtures("stack")
+
+
+OPENED: list[httpx.Client] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_consoles() -> Iterator[None]:
+    yield
+    while OPENED:
+        OPENED.pop().close()
+
+
+def console(api: Process, key: str | None = None) -> httpx.Client:
+    """A browser-like client of the console: follows no redirect, keeps cookies; signed in with ``key``."""
+    http = httpx.Client(base_url=api.url, timeout=10, follow_redirects=False)
+    OPENED.append(http)
+    if key is not None:
+        answer = http.post("/ui/signin", data={"key": key, "next": "/ui/requests"})
+        assert answer.status_code == 303, answer.text
+    return http
+
+
+def form_token(page: str) -> str:
+    found = re.search(r'name="form_token" value="([0-9a-f]{64})"', page)
+    assert found, "the page carries no form token"
+    return found.group(1)
+
+
+@pytest.fixture(scope="module")
+def teams(stack_env: dict[str, str]) -> dict[str, str]:
+    """Two clients that are not admins: one granted example.test, one stale.test."""
+    return {
+        "web": make_client(stack_env, unique_label("web"), ZONE),
+        "stale": make_client(stack_env, unique_label("stale"), STALE_ZONE),
+    }
+
+
+def test_a_page_without_a_session_sends_the_browser_to_sign_in(api: Process) -> None:
+    answer = console(api).get("/ui/requests", params={"status": "failed"})
+
+    assert answer.status_code == 303
+    assert answer.headers["location"] == "/ui/signin?next=%2Fui%2Frequests%3Fstatus%3Dfailed"
+
+
+def test_a_wrong_key_is_refused_on_the_page_and_sets_no_cookie(api: Process) -> None:
+    answer = console(api).post("/ui/signin", data={"key": "hm_000000000000_" + "x" * 43, "next": "/ui/zones"})
+
+    assert answer.status_code == 401
+    assert "unknown or revoked" in answer.text
+    assert "set-cookie" not in answer.headers
+
+
+def test_signing_in_keeps_the_key_in_a_session_cookie_only(api: Process, admin_key: str) -> None:
+    http = console(api)
+    answer = http.post("/ui/signin", data={"key": admin_key, "next": "/ui/zones"})
+
+    assert answer.status_code == 303
+    assert answer.headers["location"] == "/ui/zones"
+    cookie = answer.headers["set-cookie"].lower()
+    assert "httponly" in cookie
+    assert "samesite=strict" in cookie
+    assert "path=/ui" in cookie
+    assert "expires" not in cookie
+    assert "max-age" not in cookie
+    page = http.get("/ui/zones")
+    assert page.status_code == 200
+    assert "example.test." in page.text
+    assert admin_key not in page.text
+    assert all(admin_key not in line for line in api.log_path.read_text().splitlines())
+
+
+def test_signing_in_goes_back_only_to_a_console_page(api: Process, admin_key: str) -> None:
+    for target in ("https://elsewhere.example/", "//elsewhere.example/ui/", "/api/v1/records"):
+        answer = console(api).post("/ui/signin", data={"key": admin_key, "next": target})
+        assert answer.headers["location"] == "/ui/requests", target
+
+
+def test_console_pages_allow_only_their_own_scripts_and_styles(api: Process, admin_key: str) -> None:
+    answer = console(api, admin_key).get("/ui/requests")
+
+    policy = answer.headers["content-security-policy"]
+    assert "script-src 'self'" in policy
+    assert "unsafe-inline" not in policy
+    assert "form-action 'self'" in policy
+    assert answer.headers["cache-control"] == "no-store"
+
+
+def test_a_client_sees_its_own_requests_only(api: Process, teams: dict[str, str], client: httpx.Client) -> None:
+    mine = _record(api, teams["web"], f"{unique_label('mine')}.{ZONE}")
+    theirs = _record(api, teams["stale"], f"{unique_label('theirs')}.{STALE_ZONE}")
+    http = console(api, teams["web"])
+
+    listed = http.get("/ui/requests").text
+    assert mine[:8] in listed
+    assert theirs[:8] not in listed
+    assert http.get(f"/ui/requests/{mine}").status_code == 200
+    refused = http.get(f"/ui/requests/{theirs}")
+    assert refused.status_code == 404
+    assert f"no request has the id {theirs}" in refused.text
+    zones = http.get("/ui/zones").text
+    assert f"{ZONE}." in zones
+    assert f"{STALE_ZONE}." not in zones
+    assert http.get(f"/ui/zones/{STALE_ZONE}").status_code == 403
+    health = http.get("/ui/health").text
+    assert "Dead-letter queue" not in health  # an admin's view only
+    assert console(api, teams["stale"]).get(f"/ui/requests/{theirs}").status_code == 200
+
+
+def test_a_form_posted_without_its_token_changes_nothing(api: Process, admin_key: str, client: httpx.Client) -> None:
+    name = f"{unique_label('csrf')}.{ZONE}"
+    http = console(api, admin_key)
+    rows = {"op": "upsert", "name": name, "type": "A", "ttl": "", "values": "192.0.2.7", "intent": "apply"}
+
+    answer = http.post(f"/ui/zones/{ZONE}/changes", data={**rows, "form_token": "0" * 64})
+
+    assert answer.status_code == 403
+    assert "reload the page" in answer.text
+    assert client.get(f"/api/v1/records/{name}/A").status_code == 404
+
+
+def test_a_dry_run_shows_the_plan_and_changes_nothing(api: Process, admin_key: str, client: httpx.Client) -> None:
+    name = f"{unique_label('plan')}.{ZONE}"
+    http = console(api, admin_key)
+    token = form_token(http.get(f"/ui/zones/{ZONE}").text)
+    form = {"form_token": token, "op": "upsert", "name": name, "type": "A", "ttl": "300", "values": "192.0.2.8"}
+
+    answer = http.post(f"/ui/zones/{ZONE}/changes", data={**form, "intent": "plan"})
+
+    assert answer.status_code == 200
+    assert "Plan (dry run: nothing changed)" in answer.text
+    assert f"{name}." in answer.text
+    assert client.get(f"/api/v1/records/{name}/A").status_code == 404
+
+    applied = http.post(f"/ui/zones/{ZONE}/changes", data={**form, "intent": "apply"})
+    assert applied.status_code == 303
+    request_id = applied.headers["location"].rsplit("/", 1)[1]
+    assert wait_for_terminal(client, request_id)["status"] == "succeeded"
+
+
+def test_a_bad_row_is_named_and_recorded_as_a_rejected_request(
+    api: Process, admin_key: str, client: httpx.Client
+) -> None:
+    http = console(api, admin_key)
+    token = form_token(http.get(f"/ui/zones/{ZONE}").text)
+    form = {"form_token": token, "intent": "apply", "op": ["upsert", "upsert"], "name": ["", f"bad.{ZONE}"]}
+    form |= {"type": ["", "A"], "ttl": ["", ""], "values": ["", "192.0.2.300"]}
+
+    answer = http.post(f"/ui/zones/{ZONE}/changes", data=form)
+
+    assert answer.status_code == 422
+    assert "row 2, values[0]: " in answer.text
+    assert "192.0.2.300" in answer.text
+    request_id = re.search(r'Recorded as request <a href="/ui/requests/([0-9a-f-]{36})"', answer.text)
+    assert request_id, answer.text
+    tracked = client.get(f"/api/v1/requests/{request_id.group(1)}").json()
+    assert tracked["status"] == "rejected"
+    assert tracked["operation"] == "changeset"
+    assert client.get(f"/api/v1/records/bad.{ZONE}/A").status_code == 404
+
+
+def test_a_filter_that_cannot_be_read_is_named(api: Process, admin_key: str) -> None:
+    answer = console(api, admin_key).get("/ui/requests", params={"since": "yesterday", "status": "lost"})
+
+    assert answer.status_code == 422
+    assert "since: " in answer.text
+    assert "is not a time" in answer.text
+    assert "status: " in answer.text
+
+
+def test_requests_filter_by_status_zone_and_source(api: Process, admin_key: str, client: httpx.Client) -> None:
+    failed = _record(api, admin_key, f"{unique_label('stale')}.{STALE_ZONE}")
+    succeeded = _record(api, admin_key, f"{unique_label('fine')}.{ZONE}")
+    assert wait_for_terminal(client, failed)["status"] == "failed"
+    assert wait_for_terminal(client, succeeded)["status"] == "succeeded"
+    http = console(api, admin_key)
+
+    listed = http.get("/ui/requests", params={"status": "failed", "zone": STALE_ZONE, "source": "api"}).text
+    assert failed[:8] in listed
+    assert succeeded[:8] not in listed
+    assert succeeded[:8] not in http.get("/ui/requests", params={"source": "kafka"}).text
+    assert failed[:8] not in http.get("/ui/requests", params={"since": "2999-01-01T00:00"}).text
+
+
+def test_signing_out_forgets_the_key(api: Process, admin_key: str) -> None:
+    http = console(api, admin_key)
+    token = form_token(http.get("/ui/requests").text)
+
+    answer = http.post("/ui/signout", data={"form_token": token})
+
+    assert answer.status_code == 303
+    assert answer.headers["location"] == "/ui/signin"
+    assert http.get("/ui/requests").status_code == 303
+
+
+def _record(api: Process, key: str, name: str) -> str:
+    answer = httpx.post(
+        f"{api.url}/api/v1/records",
+        json={"name": name, "type": "A", "values": ["192.0.2.1"]},
+        headers={"Authorization": f"Bearer {key}"},
+        timeout=10,
+    )
+    assert answer.status_code == 202, answer.text
+    request_id: str = answer.json()["request_id"]
+    return request_id
