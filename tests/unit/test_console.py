@@ -1,0 +1,136 @@
+"""The console's pure parts: form rows to a v2 body, violations in the form's words, the
+timeline's geometry, where a sign-in may go back to, the links it may show."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from pydantic import ValidationError
+
+from db.schemas import RequestEventPublic, RequestPublic
+from service.console import forms, signin, views
+from service.errors import Violation
+from service.settings import Settings
+
+CAME = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+
+
+def test_blank_rows_are_skipped_and_each_change_keeps_its_row_number() -> None:
+    form = {
+        "op": ["upsert", "upsert", "delete"],
+        "name": ["", "www.example.test", "old.example.test"],
+        "type": ["", "A", "CNAME"],
+        "ttl": ["", " 300 ", ""],
+        "values": ["", "192.0.2.1\r\n\r\n 192.0.2.2 ", ""],
+    }
+
+    body, numbers = forms.change_set(forms.rows_of(form), dry_run=True, force=False)
+
+    assert numbers == [2, 3]
+    assert json.loads(body) == {
+        "changes": [
+            {"op": "upsert", "name": "www.example.test", "type": "A", "values": ["192.0.2.1", "192.0.2.2"], "ttl": 300},
+            {"op": "delete", "name": "old.example.test", "type": "CNAME"},
+        ],
+        "dry_run": True,
+        "force": False,
+    }
+
+
+def test_a_ttl_that_is_not_a_number_is_passed_on_for_the_api_to_name() -> None:
+    body, _ = forms.change_set(
+        [forms.Row("upsert", "a.example.test", "A", "soon", "192.0.2.1")], dry_run=False, force=True
+    )
+
+    assert json.loads(body)["changes"][0]["ttl"] == "soon"
+    assert json.loads(body)["force"] is True
+
+
+def test_violations_are_named_by_the_row_the_user_typed() -> None:
+    violations = [
+        Violation("changes[1].values[0]", "bad"),
+        Violation("changes[0]", "conflicts"),
+        Violation("force", "x"),
+    ]
+
+    assert forms.explain(violations, [2, 5]) == ["row 5, values[0]: bad", "row 2: conflicts", "force: x"]
+
+
+def test_rows_of_a_form_with_ragged_columns_fill_with_blanks() -> None:
+    rows = forms.rows_of({"op": ["add"], "name": ["a", "b"]})
+
+    assert [(row.op, row.name, row.values) for row in rows] == [("add", "a", ""), ("", "b", "")]
+
+
+def _request(*offsets_ms: float, steps: tuple[str, ...]) -> RequestPublic:
+    events = [
+        RequestEventPublic(at=CAME + timedelta(milliseconds=offset), step=step, component="api", detail={})
+        for offset, step in zip(offsets_ms, steps, strict=True)
+    ]
+    return RequestPublic(
+        request_id=uuid.uuid4(),
+        source="api",
+        client="c",
+        operation="changeset",
+        payload={},
+        status="failed",
+        attempts=1,
+        error_code=None,
+        error_detail=None,
+        created_at=CAME,
+        updated_at=CAME,
+        changes=[],
+        events=events,
+    )
+
+
+def test_the_timeline_is_drawn_to_scale_from_the_moment_the_request_came() -> None:
+    drawn = views.timeline(_request(0, 10, 40, steps=("received", "queued", "failed")))
+
+    assert drawn.total_s == pytest.approx(0.04)
+    assert [round(mark.x) for mark in drawn.marks] == [0, 250, 1000]
+    assert [round(mark.start_x) for mark in drawn.marks] == [0, 0, 250]
+    assert [round(mark.took_s * 1000) for mark in drawn.marks] == [0, 10, 30]
+    assert [mark.trouble for mark in drawn.marks] == [False, False, True]
+    assert drawn.ticks[0] == (0.0, "0 ms")
+    assert 3 <= len(drawn.ticks) <= 6
+    assert all(0 <= x <= 1000 for x, _ in drawn.ticks)
+
+
+def test_a_timeline_of_one_instant_still_has_a_width() -> None:
+    drawn = views.timeline(_request(0, steps=("received",)))
+
+    assert drawn.total_s > 0
+    assert drawn.marks[0].x == 0
+
+
+def test_a_refused_requests_violations_come_from_its_rejected_step() -> None:
+    request = _request(0, 1, steps=("received", "rejected"))
+    request.events[1].detail = {"violations": [{"field": "values[0]", "message": "not an address"}]}
+
+    assert views.violations(request) == [{"field": "values[0]", "message": "not an address"}]
+
+
+@pytest.mark.parametrize(
+    ("target", "expected"),
+    [
+        ("/ui/zones/example.test?cursor=x", "/ui/zones/example.test?cursor=x"),
+        ("https://elsewhere.example/ui/", "/ui/requests"),
+        ("//elsewhere.example/ui/", "/ui/requests"),
+        ("/ui/\\elsewhere", "/ui/requests"),
+        ("/api/v1/records", "/ui/requests"),
+        ("", "/ui/requests"),
+        (None, "/ui/requests"),
+    ],
+)
+def test_signing_in_goes_back_to_console_pages_only(target: str | None, expected: str) -> None:
+    assert signin.safe_next(target) == expected
+
+
+def test_the_console_links_only_to_web_addresses() -> None:
+    assert Settings(console_logs_url=" https://logs.example/q={request_id} ").console_logs_url.startswith("https://")
+    with pytest.raises(ValidationError, match="http"):
+        Settings(console_rabbitmq_url="javascript:alert(1)")
