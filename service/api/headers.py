@@ -49,6 +49,8 @@ class SecurityHeadersMiddleware:
                     headers["content-security-policy"] = DOCS_CSP
                 elif console:
                     headers["content-security-policy"] = CONSOLE_CSP
+                    # Forms then carry their real Origin to us (no-referrer makes it "null"), another site's "null".
+                    headers["referrer-policy"] = "same-origin"
             await send(message)
 
         await self.app(scope, receive, send_with_headers)

@@ -59,21 +59,41 @@ def rows_of(form: dict[str, list[str]]) -> list[Row]:
     return [Row(*(column[i] if i < len(column) else "" for column in columns)) for i in range(count)]
 
 
+class BadRows(Exception):
+    """Rows the form itself cannot turn into a change set; ``lines`` say which and why."""
+
+    def __init__(self, lines: list[str]) -> None:
+        super().__init__("; ".join(lines))
+        self.lines = lines
+
+
+_TTL = re.compile(r"^[0-9]{1,10}$")
+
+
 def change_set(rows: list[Row], *, dry_run: bool, force: bool) -> tuple[bytes, list[int]]:
-    """The v2 body for the rows that are not blank, and each change's row number (from 1)."""
+    """The v2 body for the rows that are not blank, and each change's row number (from 1).
+
+    BadRows when a TTL is not a number: refused here, before anything is sent or recorded.
+    """
     changes: list[dict[str, Any]] = []
     numbers = []
+    problems = []
     for number, row in enumerate(rows, start=1):
         if row.blank:
             continue
         change: dict[str, Any] = {"op": row.op.strip(), "name": row.name.strip(), "type": row.type.strip()}
         values = [value.strip() for value in row.values.splitlines() if value.strip()]
-        if values or row.op.strip() not in ("delete",):
+        if values or row.op.strip() != "delete":
             change["values"] = values
-        if row.ttl.strip():
-            change["ttl"] = int(row.ttl) if row.ttl.strip().isdigit() else row.ttl.strip()
+        ttl = row.ttl.strip()
+        if ttl and not _TTL.match(ttl):
+            problems.append(f"row {number}, ttl: {ttl[:20]!r} is not a number of seconds")
+        elif ttl:
+            change["ttl"] = int(ttl)
         changes.append(change)
         numbers.append(number)
+    if problems:
+        raise BadRows(problems)
     body = {"changes": changes, "dry_run": dry_run, "force": force}
     return json.dumps(body).encode(), numbers
 

@@ -11,9 +11,11 @@ from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
 from db.models import RequestStatus, Scope
@@ -56,17 +58,37 @@ class ConsoleRoute(APIRoute):
             try:
                 return await handle(request)
             except signin.SignInNeeded:
-                target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-                return RedirectResponse(f"/ui/signin?{urlencode({'next': target})}", status_code=303)
+                return RedirectResponse(f"/ui/signin?{urlencode({'next': _back_to(request)})}", status_code=303)
             except HostmasterError as exc:
-                status = status_of(exc)
-                if status >= 500:
-                    logger.error("console page %s failed: %s", request.url.path, exc.detail)
-                headers = {"Retry-After": str(exc.retry_after_s)} if exc.retry_after_s is not None else None
-                violations = getattr(exc, "violations", [])
-                return render(request, "error.html", {"error": exc, "violations": violations}, status, headers)
+                return _error_page(request, exc)
+            except RequestValidationError as exc:
+                violations = [
+                    Violation(".".join(str(part) for part in error["loc"][1:]), error["msg"]) for error in exc.errors()
+                ]
+                return _error_page(request, InvalidRequest(violations))
+            except SQLAlchemyError as exc:
+                logger.error("console page %s: database error %s", request.url.path, type(exc).__name__)
+                return _error_page(request, DependencyUnavailable("the database cannot be reached", retry_after_s=5))
 
         return page
+
+
+def _back_to(request: Request) -> str:
+    """The page to come back to after signing in: this one, or for a form, the page that holds it."""
+    if request.method == "GET":
+        return request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return request.url.path.rsplit("/", 1)[0]  # /ui/zones/x/changes → /ui/zones/x, /ui/health/redrive → /ui/health
+
+
+def _error_page(request: Request, exc: HostmasterError) -> HTMLResponse:
+    status = status_of(exc)
+    if status >= 500:
+        logger.error("console page %s failed: %s", request.url.path, exc.detail)
+    headers = {"Retry-After": str(exc.retry_after_s)} if exc.retry_after_s is not None else None
+    violations = getattr(exc, "violations", [])
+    principal = getattr(request.state, "console_principal", None)
+    context = {"error": exc, "violations": violations}
+    return render(request, "error.html", context, status, headers, principal=principal)
 
 
 router = APIRouter(prefix="/ui", include_in_schema=False, route_class=ConsoleRoute)
@@ -109,6 +131,7 @@ async def signin_page(request: Request, next: Annotated[str, Query(max_length=20
 
 @router.post("/signin")
 async def signin_submit(request: Request) -> Response:
+    signin.check_origin(request)  # no signing a victim's browser in to another key (login CSRF)
     form = await forms.read_form(request)
     target = signin.safe_next(forms.one(form, "next"))
     key = forms.one(form, "key")
@@ -197,8 +220,8 @@ async def _zone_page(
 ) -> HTMLResponse:
     def read() -> tuple[Any, Any]:
         with _session(request) as session:
+            principal.require(Scope.read, [views.zone_name(zone)])  # before saying whether it exists
             found = zones.get_zone(session, zone)
-            principal.require(Scope.read, [found.name])
             page = records.list_records(session, principal, zone=found.name, cursor=cursor, limit=views.PAGE)
             return zones.public(session, found), page
 
@@ -230,10 +253,13 @@ async def zone_changes(request: Request, zone: str, principal: Signed) -> Respon
     rows = forms.rows_of(form)
     dry_run = forms.one(form, "intent") != "apply"
     force = forms.one(form, "force") == "yes"
-    body, numbers = forms.change_set(rows, dry_run=dry_run, force=force)
+    shown_rows = [*(row for row in rows if not row.blank), forms.Row()]
+    try:
+        body, numbers = forms.change_set(rows, dry_run=dry_run, force=force)
+    except forms.BadRows as exc:
+        return await _zone_page(request, principal, zone, None, {"rows": shown_rows, "problems": exc.lines}, 422)
     settings = request.app.state.settings
     request_id = request.state.request_id
-    shown_rows = [*(row for row in rows if not row.blank), forms.Row()]
     try:
         outcome = await run_in_threadpool(
             lambda: provisioning.submit(
@@ -284,7 +310,7 @@ async def health_page(
 
     context = await run_in_threadpool(read)
     context.update(statuses=views.STATUSES, redriven=redriven, dead=None, dead_error=None)
-    if principal.admin:
+    if principal.admin and not request.headers.get("x-console-refresh"):  # a refresh redraws the counts only
         try:
             context["dead"] = await run_in_threadpool(deadletters.list_dead, request.app.state.engine, settings)
         except DependencyUnavailable as exc:

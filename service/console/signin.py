@@ -32,9 +32,11 @@ async def principal_of(request: Request) -> Principal:
     if not key:
         raise SignInNeeded
     try:
-        return await authenticate(request, key, missing="sign in")
+        principal = await authenticate(request, key, missing="sign in")
     except Unauthorized:
         raise SignInNeeded from None
+    request.state.console_principal = principal  # for the error page's navigation
+    return principal
 
 
 async def sign_in(request: Request, key: str) -> Principal:
@@ -43,13 +45,15 @@ async def sign_in(request: Request, key: str) -> Principal:
 
 
 def remember(response: Response, request: Request, key: str) -> None:
+    settings = request.app.state.settings
     response.set_cookie(
         COOKIE,
         key.strip(),
         path=PATH,
         httponly=True,
         samesite="strict",
-        secure=request.url.scheme == "https",
+        # Behind a TLS proxy the scheme here may read http: outside dev the cookie is always Secure.
+        secure=request.url.scheme == "https" or settings.app_env != "dev",
     )
 
 
@@ -66,15 +70,20 @@ def form_token(request: Request) -> str:
 
 def check_form(request: Request, token: str) -> None:
     """Refuse a POST that did not come from one of our own pages."""
-    if not hmac.compare_digest(token, form_token(request)):
+    if not hmac.compare_digest(token.encode("utf-8", "replace"), form_token(request).encode()):
         raise Forbidden("the form is stale or did not come from this console: reload the page", code="bad_form")
+    check_origin(request)
+
+
+def check_origin(request: Request) -> None:
+    """Refuse a POST that another site's page sent (``Origin`` names another host, or is opaque)."""
     origin = request.headers.get("origin")
-    if origin and origin != "null" and urlsplit(origin).netloc != request.url.netloc:
+    if origin is not None and (origin == "null" or urlsplit(origin).netloc != request.url.netloc):
         raise Forbidden("the form was posted from another site", code="bad_origin")
 
 
 def safe_next(target: str | None) -> str:
     """Where to go after signing in: a console page, never another site."""
-    if target and target.startswith(PATH + "/") and not target.startswith("//") and "\\" not in target:
+    if target and target.startswith(PATH + "/") and "\\" not in target:
         return target
     return PATH + "/requests"

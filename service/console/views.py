@@ -6,6 +6,7 @@ sees its own requests, and zones, RRsets and reports of the zones granted to it.
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -17,7 +18,7 @@ from sqlmodel import Session, col, select
 from db.models import Reconciliation, Request, RequestStatus, Scope, Source, Step, Zone
 from db.schemas import RequestEventPublic, RequestPublic
 from service.clients import Principal
-from service.errors import InvalidRequest, Violation
+from service.errors import InvalidRequest, NotFound, Violation
 from service.names import BadName, normalize_name, shown
 
 PAGE = 100
@@ -165,22 +166,21 @@ def violations(request: RequestPublic) -> list[dict[str, str]]:
 
 
 def _ticks(total: float) -> list[tuple[float, str]]:
-    """Four or five round marks along the axis."""
-    step = next(
-        (
-            s
-            for s in (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 30, 60, 300, 600, 1800, 3600)
-            if total / s <= 5
-        ),
-        3600.0,
-    )
-    ticks = []
-    at = 0.0
-    while at <= total + 1e-9:
-        label = f"{at * 1000:g} ms" if step < 1 else f"{at:g} s"
-        ticks.append((1000 * at / total, label))
-        at += step
-    return ticks
+    """Round marks along the axis, at most six: a step of 1, 2 or 5 times a power of ten seconds."""
+    rough = total / 5
+    magnitude = 10 ** math.floor(math.log10(rough))
+    step = next(factor * magnitude for factor in (1, 2, 5, 10) if factor * magnitude >= rough)
+    return [(1000 * at / total, _duration(at, step)) for at in (i * step for i in range(int(total / step + 1e-9) + 1))]
+
+
+def _duration(seconds: float, step: float) -> str:
+    if step < 1:
+        return f"{seconds * 1000:.3g} ms"
+    if step < 120:
+        return f"{seconds:.3g} s"
+    if step < 7200:
+        return f"{seconds / 60:.3g} min"
+    return f"{seconds / 3600:.3g} h"
 
 
 @dataclass
@@ -225,14 +225,23 @@ def open_requests(session: Session, principal: Principal) -> dict[str, tuple[int
 
 
 def latest_reports(session: Session, principal: Principal) -> list[Reconciliation]:
-    """Each readable zone's latest reconciliation, zones with drift first."""
+    """The latest reconciliation of each registered zone the key may read, zones with drift first."""
     statement = (
         select(Reconciliation)
-        .distinct(col(Reconciliation.zone))
-        .order_by(col(Reconciliation.zone), col(Reconciliation.requested_at).desc(), col(Reconciliation.id).desc())
+        .join(Zone, col(Zone.id) == col(Reconciliation.zone_id))
+        .distinct(col(Reconciliation.zone_id))
+        .order_by(col(Reconciliation.zone_id), col(Reconciliation.requested_at).desc(), col(Reconciliation.id).desc())
     )
     reports = [report for report in session.exec(statement).all() if principal.grants(report.zone)]
     return sorted(reports, key=lambda report: (-report.drifted, report.zone))
+
+
+def zone_name(text: str) -> str:
+    """The zone a page's path names, absolute; NotFound for what cannot be a name."""
+    try:
+        return normalize_name(text)
+    except BadName:
+        raise NotFound(f"no zone is named {shown(text)}", code="zone_not_found") from None
 
 
 def readable_zones(session: Session, principal: Principal) -> list[Zone]:

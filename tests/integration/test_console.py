@@ -83,6 +83,21 @@ def test_signing_in_keeps_the_key_in_a_session_cookie_only(api: Process, admin_k
     assert all(admin_key not in line for line in api.log_path.read_text().splitlines())
 
 
+@pytest.mark.parametrize("origin", ["https://elsewhere.example", "null"])
+def test_a_sign_in_posted_from_another_site_is_refused(api: Process, admin_key: str, origin: str) -> None:
+    answer = console(api).post("/ui/signin", data={"key": admin_key}, headers={"Origin": origin})
+
+    assert answer.status_code == 403
+    assert "set-cookie" not in answer.headers
+
+
+def test_a_form_found_without_a_session_comes_back_to_its_page(api: Process) -> None:
+    answer = console(api).post(f"/ui/zones/{ZONE}/changes", data={"form_token": "x"})
+
+    assert answer.status_code == 303
+    assert answer.headers["location"] == f"/ui/signin?next=%2Fui%2Fzones%2F{ZONE}"
+
+
 def test_signing_in_goes_back_only_to_a_console_page(api: Process, admin_key: str) -> None:
     for target in ("https://elsewhere.example/", "//elsewhere.example/ui/", "/api/v1/records"):
         answer = console(api).post("/ui/signin", data={"key": admin_key, "next": target})
@@ -115,8 +130,12 @@ def test_a_client_sees_its_own_requests_only(api: Process, teams: dict[str, str]
     assert f"{ZONE}." in zones
     assert f"{STALE_ZONE}." not in zones
     assert http.get(f"/ui/zones/{STALE_ZONE}").status_code == 403
+    assert client.post(f"/api/v1/zones/{STALE_ZONE}/reconcile").status_code == 202  # a report on stale.test
     health = http.get("/ui/health").text
     assert "Dead-letter queue" not in health  # an admin's view only
+    assert f"{STALE_ZONE}." not in health
+    assert f"{STALE_ZONE}." in console(api, teams["stale"]).get("/ui/health").text
+    assert theirs[:8] not in http.get("/ui/requests", params={"client": _client_of(client, theirs)}).text
     assert console(api, teams["stale"]).get(f"/ui/requests/{theirs}").status_code == 200
 
 
@@ -129,6 +148,17 @@ def test_a_form_posted_without_its_token_changes_nothing(api: Process, admin_key
 
     assert answer.status_code == 403
     assert "reload the page" in answer.text
+    assert client.get(f"/api/v1/records/{name}/A").status_code == 404
+    for token in ("é" * 64, ""):
+        assert http.post(f"/ui/zones/{ZONE}/changes", data={**rows, "form_token": token}).status_code == 403
+    page = http.get(f"/ui/zones/{ZONE}").text
+    foreign = http.post(
+        f"/ui/zones/{ZONE}/changes",
+        data={**rows, "form_token": form_token(page)},
+        headers={"Origin": "https://elsewhere.example"},
+    )
+    assert foreign.status_code == 403
+    assert "another site" in foreign.text
     assert client.get(f"/api/v1/records/{name}/A").status_code == 404
 
 
@@ -204,6 +234,35 @@ def test_signing_out_forgets_the_key(api: Process, admin_key: str) -> None:
     assert answer.status_code == 303
     assert answer.headers["location"] == "/ui/signin"
     assert http.get("/ui/requests").status_code == 303
+
+
+def test_a_ttl_that_is_not_a_number_is_named_and_nothing_is_recorded(
+    api: Process, admin_key: str, client: httpx.Client
+) -> None:
+    http = console(api, admin_key)
+    token = form_token(http.get(f"/ui/zones/{ZONE}").text)
+    form = {"form_token": token, "intent": "apply", "op": "upsert", "name": f"ttl.{ZONE}", "type": "A"}
+
+    answer = http.post(f"/ui/zones/{ZONE}/changes", data={**form, "ttl": "5m", "values": "192.0.2.9"})
+
+    assert answer.status_code == 422
+    assert "row 1, ttl: &#39;5m&#39; is not a number of seconds" in answer.text
+    assert "Recorded as request" not in answer.text
+    assert client.get(f"/api/v1/requests/{answer.headers['x-request-id']}").status_code == 404  # not tracked
+
+
+def test_a_bad_query_parameter_is_a_page_not_json(api: Process, admin_key: str) -> None:
+    answer = console(api, admin_key).get("/ui/health", params={"redriven": "many"})
+
+    assert answer.status_code == 422
+    assert answer.headers["content-type"].startswith("text/html")
+    assert "redriven" in answer.text
+    assert "Sign out" in answer.text
+
+
+def _client_of(client: httpx.Client, request_id: str) -> str:
+    name: str = client.get(f"/api/v1/requests/{request_id}").json()["client"]
+    return name
 
 
 def _record(api: Process, key: str, name: str) -> str:

@@ -64,6 +64,7 @@ def browser() -> Iterator[webdriver.Chrome]:
         f"--user-data-dir={profile}",
     ):
         options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # to read CSP and script errors
     try:
         driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
     except WebDriverException as exc:
@@ -139,6 +140,8 @@ def test_sign_in_plan_submit_and_watch_the_request_succeed(
     assert len(bars) == len(steps)
     assert float(bars[-1].get_attribute("x") or 0) > float(bars[0].get_attribute("x") or 0)  # drawn to scale
     assert request_id in find(browser, "dl.facts").text  # the id to find its log lines by
+    second_tick = find(browser, ".timeline .ticks span:nth-child(2)")
+    assert second_tick.value_of_css_property("left") not in ("auto", "0px")  # placed by the script
     snap(browser, "03-request-timeline")
     assert sorted(texts(served(bind, name, "A"))) == ["192.0.2.41", "192.0.2.42"]
 
@@ -220,6 +223,14 @@ def test_health_lists_a_dead_letter_with_its_reason_and_redrives_it(
     steps = [cell.text for cell in browser.find_elements(By.CSS_SELECTOR, ".timeline tbody th")]
     assert steps.index("dead lettered") < steps.index("redriven") < steps.index("succeeded")
     assert texts(served(bind, name, "A")) == ["192.0.2.91"]
+
+
+def test_no_page_broke_the_content_security_policy_or_threw(browser: webdriver.Chrome) -> None:
+    """Runs after the others: the browser's console holds no CSP refusal and no script error."""
+    logged = browser.get_log("browser")  # type: ignore[no-untyped-call]
+    # A page answered 4xx on purpose (a refused change set) is logged as "network": not a fault of the page.
+    problems = [entry["message"] for entry in logged if entry["level"] == "SEVERE" and entry["source"] != "network"]
+    assert problems == []
 
 
 def test_keyboard_alone_signs_in(browser: webdriver.Chrome, api: Process, admin_key: str) -> None:

@@ -40,13 +40,14 @@ def test_blank_rows_are_skipped_and_each_change_keeps_its_row_number() -> None:
     }
 
 
-def test_a_ttl_that_is_not_a_number_is_passed_on_for_the_api_to_name() -> None:
-    body, _ = forms.change_set(
-        [forms.Row("upsert", "a.example.test", "A", "soon", "192.0.2.1")], dry_run=False, force=True
-    )
+@pytest.mark.parametrize("ttl", ["soon", "²", "-1", "1" * 11, "3e2"])
+def test_a_ttl_that_is_not_a_number_of_seconds_names_its_row_before_anything_is_sent(ttl: str) -> None:
+    rows = [forms.Row("upsert", "a.example.test", "A", "60", "192.0.2.1"), forms.Row("add", "b.example.test", "A", ttl)]
 
-    assert json.loads(body)["changes"][0]["ttl"] == "soon"
-    assert json.loads(body)["force"] is True
+    with pytest.raises(forms.BadRows) as refused:
+        forms.change_set(rows, dry_run=True, force=False)
+
+    assert refused.value.lines == [f"row 2, ttl: {ttl!r} is not a number of seconds"]
 
 
 def test_violations_are_named_by_the_row_the_user_typed() -> None:
@@ -100,6 +101,16 @@ def test_the_timeline_is_drawn_to_scale_from_the_moment_the_request_came() -> No
     assert all(0 <= x <= 1000 for x, _ in drawn.ticks)
 
 
+@pytest.mark.parametrize("total_ms", [0.4, 7, 999, 1000, 59_000, 3_600_000, 7 * 86_400_000])
+def test_the_axis_has_a_few_round_marks_whatever_the_length(total_ms: float) -> None:
+    drawn = views.timeline(_request(0, total_ms, steps=("received", "succeeded")))
+
+    assert 2 <= len(drawn.ticks) <= 6
+    assert [x for x, _ in drawn.ticks] == sorted(x for x, _ in drawn.ticks)
+    assert all(0 <= x <= 1000.001 for x, _ in drawn.ticks)
+    assert len({label for _, label in drawn.ticks}) == len(drawn.ticks)
+
+
 def test_a_timeline_of_one_instant_still_has_a_width() -> None:
     drawn = views.timeline(_request(0, steps=("received",)))
 
@@ -134,3 +145,12 @@ def test_the_console_links_only_to_web_addresses() -> None:
     assert Settings(console_logs_url=" https://logs.example/q={request_id} ").console_logs_url.startswith("https://")
     with pytest.raises(ValidationError, match="http"):
         Settings(console_rabbitmq_url="javascript:alert(1)")
+
+
+def test_a_time_without_a_zone_is_read_as_utc_and_a_bad_one_is_named() -> None:
+    found: list[Violation] = []
+
+    assert views._moment("since", "2026-11-26T14:30", found) == datetime(2026, 11, 26, 14, 30, tzinfo=UTC)
+    assert views._moment("until", "2026-11-26T14:30+01:00", found) == datetime(2026, 11, 26, 13, 30, tzinfo=UTC)
+    assert views._moment("until", "tomorrow", found) is None
+    assert found == [Violation("until", "'tomorrow' is not a time; use 2026-11-26T14:30 (UTC)")]

@@ -5,14 +5,23 @@ function refreshEvery(region) {
   const seconds = Number(region.dataset.live) || 5;
   const toggle = document.querySelector("[data-live-toggle]");
   async function refresh() {
-    if (region.hasAttribute("data-live-done") || (toggle && !toggle.checked) || document.hidden) return schedule();
+    // Not while the user is in the region: a refresh would take away their focus or close what they opened.
+    const busy = region.contains(document.activeElement) || region.querySelector("details[open]");
+    if (region.hasAttribute("data-live-done") || (toggle && !toggle.checked) || document.hidden || busy) {
+      return schedule();
+    }
     try {
-      const answer = await fetch(window.location.href, { credentials: "same-origin", headers: { "Accept": "text/html" } });
+      const answer = await fetch(window.location.href, {
+        credentials: "same-origin",
+        headers: { "Accept": "text/html", "X-Console-Refresh": "1" },
+      });
       if (answer.redirected || !answer.ok) return schedule();  // signed out, or a passing error: try later
       const page = new DOMParser().parseFromString(await answer.text(), "text/html");
       const fresh = page.getElementById(region.id);
-      if (fresh) {
+      if (fresh && fresh.innerHTML !== region.innerHTML) {
         region.innerHTML = fresh.innerHTML;
+        const note = document.querySelector("[data-live-note]");
+        if (note) note.textContent = "Updated at " + new Date().toLocaleTimeString();
         if (fresh.hasAttribute("data-live-done")) region.setAttribute("data-live-done", "");
         placeTicks(region);
       }
