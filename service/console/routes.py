@@ -253,7 +253,8 @@ async def zone_changes(request: Request, zone: str, principal: Signed) -> Respon
     rows = forms.rows_of(form)
     dry_run = forms.one(form, "intent") != "apply"
     force = forms.one(form, "force") == "yes"
-    shown_rows = [*(row for row in rows if not row.blank), forms.Row()]
+    # The rows as typed, blanks kept in place, so that "row 4" in a message is the fourth row on the page.
+    shown_rows = rows + ([] if any(row.blank for row in rows) else [forms.Row()])
     try:
         body, numbers = forms.change_set(rows, dry_run=dry_run, force=force)
     except forms.BadRows as exc:

@@ -182,6 +182,7 @@ def test_a_refused_change_set_names_the_row_and_is_tracked(
     find(browser, "button[value=apply]").click()
 
     problems = find(browser, "#problems")
+    assert find(browser, "#values-4").get_attribute("value") == "2001:db8::zz"  # the row it names, where it was
     assert "row 4, values[0]" in problems.text
     assert "2001:db8::zz" in problems.text
     snap(browser, "06-refused-change-set")
