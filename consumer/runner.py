@@ -16,6 +16,8 @@ import re
 import threading
 import time
 import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,22 +62,45 @@ class Runner:
         self.stop = stop
         self.counts = Counts()
         self.last_stats = time.monotonic()
+        self.lanes = ThreadPoolExecutor(settings.consumer_concurrency, thread_name_prefix="lane")
 
     def run(self) -> None:
         logger.info("consuming %s as group %s", self.settings.kafka_topic, self.settings.kafka_group_id)
-        while not self.stop.is_set():
-            batches = self.consumer.poll(timeout_ms=500)
-            for records in batches.values():
-                for record in records:
-                    if self.stop.is_set():
-                        return  # not committed: read again after a restart
-                    try:
-                        self.handle(record)
-                    except Stopping:
-                        return  # stopped while waiting: not committed, read again after a restart
-                    if not self.commit(record):
-                        break  # the partition moved: what was not committed is read again
-            self._stats()
+        try:
+            while not self.stop.is_set():
+                batches = self.consumer.poll(timeout_ms=500, max_records=self.settings.consumer_concurrency * 8)
+                for records in batches.values():
+                    if not self.decide(records):
+                        return  # stopped: what was not committed is read again after a restart
+                    self.commit(records[-1])  # refused: the partition moved, and its batch is read again
+                self._stats()
+        finally:
+            self.lanes.shutdown(wait=True)
+
+    def decide(self, records: list[Any]) -> bool:
+        """Decide one partition's batch: events about different names at once, about one name in order.
+
+        A change set, or a message that is not an event, is decided alone, after everything
+        before it and before anything after it. False when stopped before the end.
+        """
+        for segment in _segments(records):
+            lanes: dict[str, list[Any]] = {}
+            for lane, record in segment:
+                lanes.setdefault(lane, []).append(record)
+            deciding = [self.lanes.submit(self._decide_lane, lane) for lane in lanes.values()]
+            if not all(future.result() for future in deciding):
+                return False
+        return True
+
+    def _decide_lane(self, records: list[Any]) -> bool:
+        for record in records:
+            if self.stop.is_set():
+                return False
+            try:
+                self.handle(record)
+            except Stopping:
+                return False
+        return True
 
     def handle(self, record: Any) -> None:
         headers = {key: value for key, value in (record.headers or [])}
@@ -223,3 +248,31 @@ def result_message(
         "error": error,
     }
     return {"key": (event_id or "").encode() or None, "value": json.dumps(value).encode()}
+
+
+def _segments(records: list[Any]) -> Iterator[list[tuple[str, Any]]]:
+    """``records`` cut into runs that may be decided at once, each record with its lane (a name)."""
+    run: list[tuple[str, Any]] = []
+    for record in records:
+        lane = _lane(record)
+        if lane is None:  # decided alone, in its place
+            if run:
+                yield run
+                run = []
+            yield [("", record)]
+        else:
+            run.append((lane, record))
+    if run:
+        yield run
+
+
+def _lane(record: Any) -> str | None:
+    """The owner name an event is about, lower case; None for a change set or a message that is not one."""
+    try:
+        event = decode(record.value)
+    except BadEvent:
+        return None
+    if event.operation == "changeset":
+        return None
+    name = event.name if event.operation != "record.create" else (event.body or {}).get("name")
+    return str(name).lower().rstrip(".") if name else None

@@ -198,6 +198,8 @@ class Request(SQLModel, table=True):
     kafka_topic: str | None = Field(default=None, max_length=255)
     kafka_partition: int | None = Field(default=None)
     kafka_offset: int | None = Field(default=None, sa_type=sa.BigInteger)
+    # When its result went to the results topic (requests from Kafka): published once, whatever redelivers.
+    announced_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
     created_at: datetime = Field(default_factory=utcnow, sa_type=sa.DateTime(timezone=True))
     updated_at: datetime = Field(default_factory=utcnow, sa_type=sa.DateTime(timezone=True))
 

@@ -108,6 +108,7 @@ def _reopen(engine: Engine, request_id: uuid.UUID) -> None:
                 session.add(change)
         tracker.set_status(session, request, RequestStatus.queued)
         request.error_code = request.error_detail = None
+        request.announced_at = None  # its new end is a new result on the results topic
         tracker.add_event(session, request_id, Step.redriven, COMPONENT, attempts_before=request.attempts)
         session.commit()
 

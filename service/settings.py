@@ -72,6 +72,12 @@ class Settings(BaseSettings):
         default=5.0, gt=0, description="Timeout of each DNS exchange (UPDATE, query, AXFR), seconds."
     )
     apply_time_limit_s: int = Field(default=900, ge=10, description="Longest one attempt at a request may take.")
+    coalesce_max_requests: int = Field(
+        default=500,
+        ge=1,
+        description="Most requests a worker applies together: with the request of its message, others waiting "
+        "for the same zones, their RRsets in shared UPDATEs (1: each request alone).",
+    )
 
     # Where mounted secret files live (TSIG secrets under tsig/<key name>).
     secrets_dir: Path | None = Field(
@@ -140,6 +146,9 @@ class Settings(BaseSettings):
         default=1_048_576, ge=1024, description="Largest event the consumer reads; larger ones are dead-lettered."
     )
     consumer_retry_max_s: float = Field(default=30.0, gt=0, description="Longest wait between tries of the API.")
+    consumer_concurrency: int = Field(
+        default=16, ge=1, le=256, description="Events the consumer decides at once (those about one name in order)."
+    )
     consumer_stats_interval_s: float = Field(
         default=30.0, gt=0, description="Seconds between two statistics lines of the consumer."
     )

@@ -1,8 +1,8 @@
 """The results topic: when a request that came from Kafka ends, its result is published there.
 
 The consumer publishes the results it decides itself (refusals, nothing to change); the
-worker publishes what it decides (succeeded, failed). At least once: a retried message may
-publish a result twice, keyed by the event id, so a reader keeps the last.
+worker publishes what it decides (succeeded, failed), once per request (``request.announced_at``)
+however many messages reach it. Keyed by the event id, so a reader keeps the last.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from kafka.errors import KafkaError
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from db.models import RequestStatus, Source
+from db.models import RequestStatus, Source, utcnow
 from service import kafka_clients, tracker
 from service.errors import TransientDnsError
 from service.settings import Settings
@@ -29,10 +29,19 @@ _lock = threading.Lock()
 
 
 def announce(engine: Engine, settings: Settings, request_id: uuid.UUID) -> None:
-    """Publish the request's result if it came from Kafka and has ended; retried when Kafka fails."""
+    """Publish the request's result if it came from Kafka, has ended and was not announced yet.
+
+    The request's row stays locked from the check until the flag is committed, so of the
+    messages that may reach an ended request (a retry, a replayed event's second message, a
+    re-drive) exactly one publishes. A Kafka failure raises (Dramatiq tries again) and leaves
+    the flag unset; only a worker killed between Kafka's ack and the commit publishes twice.
+    """
     with Session(engine) as session:
-        request = tracker.get_request(session, request_id)
+        request = tracker.get_request(session, request_id, for_update=True)
         if request.source != Source.kafka or not RequestStatus(request.status).terminal:
+            return
+        if request.announced_at is not None:
+            logger.info("result of request %s already published", request_id)
             return
         event_id = request.idempotency_key
         value = {
@@ -41,14 +50,16 @@ def announce(engine: Engine, settings: Settings, request_id: uuid.UUID) -> None:
             "status": request.status,
             "error": {"code": request.error_code, "detail": request.error_detail} if request.error_code else None,
         }
-    try:
-        _get_producer(settings).send(
-            settings.kafka_results_topic,
-            key=(event_id or "").encode() or None,
-            value=json.dumps(value).encode(),
-        ).get(timeout=settings.kafka_timeout_s)
-    except KafkaError as exc:
-        raise TransientDnsError(f"the result could not be published: {type(exc).__name__}", code="kafka") from exc
+        try:
+            _get_producer(settings).send(
+                settings.kafka_results_topic,
+                key=(event_id or "").encode() or None,
+                value=json.dumps(value).encode(),
+            ).get(timeout=settings.kafka_timeout_s)
+        except KafkaError as exc:
+            raise TransientDnsError(f"the result could not be published: {type(exc).__name__}", code="kafka") from exc
+        request.announced_at = utcnow()
+        session.commit()
     logger.info("result %s published for event %s", value["status"], event_id)
 
 

@@ -18,6 +18,8 @@ import httpx
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
+from service.dispatch import Dispatcher, make_broker
+from service.settings import load_settings
 from tests.conftest import (
     OVERRIDE_ZONE,
     ZONE,
@@ -182,6 +184,43 @@ def test_the_same_event_twice_is_one_request_and_one_dns_change(
     assert stack.get(f"/api/v1/records/{name}/TXT").json()["version"] == 1
 
 
+def test_a_second_message_for_an_ended_request_publishes_no_second_result(
+    consumer: Consumer,
+    producer: KafkaProducer,
+    kafka: Kafka,
+    stack_env: dict[str, str],
+    worker: Process,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    once = event(f"{unique_label('again')}.{ZONE}", "announced once")
+    send(producer, kafka, once)
+    first = results_for(kafka, {once["event_id"]})[once["event_id"]]
+    request_id = first[0]["request_id"]
+
+    # What a replayed event, the recovery job or an operator may do: queue the ended request again.
+    for name, value in stack_env.items():
+        monkeypatch.setenv(name, value)
+    settings = load_settings()
+    broker = make_broker(settings)
+    try:
+        Dispatcher(broker, settings.queue_name).enqueue_apply(uuid.UUID(request_id))
+    finally:
+        broker.close()
+    wait_until(
+        lambda: any(
+            line.get("request_id") == request_id and "already published" in line.get("message", "")
+            for line in worker.log_lines()
+        ),
+        timeout=30,
+        what="the worker to take the second message",
+    )
+    marker = event(f"{unique_label('after')}.{ZONE}", "after")  # a later result: the topic has moved on
+    send(producer, kafka, marker)
+    results = results_for(kafka, {once["event_id"], marker["event_id"]})
+
+    assert [result["status"] for result in results[once["event_id"]]] == ["succeeded"]
+
+
 def test_poison_messages_go_to_the_dead_letter_topic_and_the_rest_goes_on(
     consumer: Consumer, producer: KafkaProducer, kafka: Kafka, bind: Bind
 ) -> None:
@@ -246,10 +285,12 @@ def test_a_consumer_killed_mid_stream_loses_nothing_and_applies_nothing_twice(
     consumer: Consumer, producer: KafkaProducer, kafka: Kafka, stack: httpx.Client
 ) -> None:
     parent = f"{unique_label('kill')}.{ZONE}"
-    events = [event(f"k{index}.{parent}", f"v{index}") for index in range(60)]
-    offsets = [send(producer, kafka, item) for item in events]
+    events = [event(f"k{index}.{parent}", f"v{index}") for index in range(600)]  # enough to be mid-stream
+    sending = [producer.send(kafka.topic, value=json.dumps(item).encode()) for item in events]
+    producer.flush(timeout=30)
+    offsets = [int(future.get(timeout=10).offset) for future in sending]
     wait_until(
-        lambda: committed(kafka, consumer) > offsets[5], timeout=60, what="the stream to be under way", interval=0.05
+        lambda: committed(kafka, consumer) > offsets[5], timeout=60, what="the stream to be under way", interval=0.02
     )
     os.kill(consumer.process.popen.pid, signal.SIGKILL)
     consumer.process.popen.wait(timeout=10)
@@ -263,7 +304,7 @@ def test_a_consumer_killed_mid_stream_loses_nothing_and_applies_nothing_twice(
         assert {(result["status"], result["request_id"]) for result in results[item["event_id"]]} == {
             ("succeeded", results[item["event_id"]][0]["request_id"])
         }
-    for index in range(0, 60, 6):
+    for index in range(0, 600, 60):
         assert stack.get(f"/api/v1/records/k{index}.{parent}/TXT").json()["version"] == 1
 
 

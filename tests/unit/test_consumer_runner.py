@@ -18,7 +18,7 @@ import pytest
 from kafka.errors import KafkaTimeoutError
 
 from consumer.api import ApiClient
-from consumer.runner import DLQ_VALUE_LIMIT, Runner
+from consumer.runner import DLQ_VALUE_LIMIT, Runner, _segments
 from service.settings import Settings
 
 
@@ -162,3 +162,58 @@ def test_a_dead_letter_is_written_even_when_kafka_fails_for_a_while() -> None:
     runner(lambda request: problem(422, "invalid"), producer).handle(Record(event()))
 
     assert [topic for topic, _ in producer.messages] == ["dns.requests.dlq", "dns.requests.results"]
+
+
+def _event(name: str, operation: str = "record.create", tag: str = "", **fields: Any) -> bytes:
+    body: dict[str, Any] = {"schema_version": 1, "event_id": f"e-{name}-{tag}", "operation": operation}
+    if operation == "record.create":
+        body["body"] = {"name": name, "type": "A", "values": ["192.0.2.1"]}
+    body.update(fields)
+    return json.dumps(body).encode()
+
+
+def test_a_batch_is_cut_at_change_sets_and_lanes_are_by_name() -> None:
+    records = [
+        Record(_event("a.example.test"), offset=1),
+        Record(_event("B.example.test."), offset=2),
+        Record(_event("a.example.test", tag="x"), offset=3),
+        Record(_event("z", "changeset", zone="example.test", body={"changes": []}), offset=4),
+        Record(b"{not json", offset=5),
+        Record(_event("b.example.test"), offset=6),
+    ]
+
+    segments = [[(lane, record.offset) for lane, record in segment] for segment in _segments(records)]
+
+    assert segments == [
+        [("a.example.test", 1), ("b.example.test", 2), ("a.example.test", 3)],
+        [("", 4)],
+        [("", 5)],
+        [("b.example.test", 6)],
+    ]
+
+
+def test_events_about_one_name_are_decided_in_order_and_others_at_once() -> None:
+    seen: list[str] = []
+    lock = threading.Lock()
+    both_started = threading.Barrier(2, timeout=5)
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        name = json.loads(request.content)["name"]
+        with lock:
+            first_time = name not in seen
+            seen.append(name)
+        if first_time:
+            both_started.wait()  # would time out if the two names were decided one after the other
+        return httpx.Response(202, json={"request_id": "7c9e6679-7425-40de-944b-e07fc1f90ae7", "status": "queued"})
+
+    consuming = runner(answer)
+    records = [
+        Record(_event("first.example.test"), offset=1),
+        Record(_event("other.example.test"), offset=2),
+        Record(_event("first.example.test", tag="again"), offset=3),
+    ]
+
+    assert consuming.decide(records)
+
+    assert sorted(seen[:2]) == ["first.example.test", "other.example.test"]  # at once
+    assert seen[2] == "first.example.test"  # and the second about "first" only after the first
