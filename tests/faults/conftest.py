@@ -12,9 +12,9 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         return
     write = terminalreporter.write_line
     write("")
-    write("| scenario | requests sent | succeeded | failed (by reason) | lost | time to drain | reached by the fault |")
-    write("|---|---:|---:|---|---:|---:|---:|")
+    write("| scenario | requests sent | succeeded | failed (by reason) | lost | time to drain | reached by the fault | Kafka results twice |")
+    write("|---|---:|---:|---|---:|---:|---:|---:|")
     for row in ROWS:
         failed = ", ".join(f"{reason}: {count}" for reason, count in row.failed.items()) or "0"
-        cells = [row.scenario, row.sent, row.succeeded, failed, row.lost, f"{row.drain_s:.1f} s", row.disturbed]
+        cells = [row.scenario, row.sent, row.succeeded, failed, row.lost, f"{row.drain_s:.1f} s", row.disturbed, row.results_twice]
         write("| " + " | ".join(str(cell) for cell in cells) + " |")

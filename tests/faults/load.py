@@ -154,6 +154,7 @@ class Results:
 
     def __init__(self, kafka: Kafka) -> None:
         self.by_event: dict[str, dict[str, Any]] = {}
+        self.seen: Counter[str] = Counter()  # results per event id: more than one is a duplicate
         self._stop = threading.Event()
         self._reader = KafkaConsumer(
             kafka.results,
@@ -173,6 +174,7 @@ class Results:
                     value = json.loads(record.value)
                     if value.get("event_id"):
                         self.by_event[value["event_id"]] = value
+                        self.seen[value["event_id"]] += 1
 
     def close(self) -> None:
         self._stop.set()

@@ -53,6 +53,7 @@ class Row:
     lost: int
     drain_s: float
     disturbed: int = 0  # requests whose timeline shows the fault: another attempt, a retry, a requeue
+    results_twice: int = 0  # Kafka events whose result was published more than once (seen by the end)
 
 
 ROWS: list[Row] = []
@@ -245,6 +246,7 @@ def run(stack: FaultStack, scenario: str, inject: Callable[[], None]) -> Row:
         lost=len(intents) - len(ended),
         drain_s=drain_s,
         disturbed=disturbed(stack, intents),
+        results_twice=sum(1 for intent in events if results.seen[intent.event_id] > 1),
     )
     ROWS.append(row)
     print(f"\n{scenario}: answers the REST users met: {dict(users.answers)}")
