@@ -183,6 +183,7 @@ async def request_list(
         "statuses": views.STATUSES,
         "sources": views.SOURCES,
         "page_size": views.PAGE,
+        "older": views.older(asked, rows),
     }
     return render(request, "requests.html", context, 422 if problems else 200, principal=principal)
 

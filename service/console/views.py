@@ -106,6 +106,14 @@ def list_requests(session: Session, principal: Principal, asked: RequestFilter) 
     ]
 
 
+def older(asked: RequestFilter, rows: list[RequestRow]) -> dict[str, str] | None:
+    """The filters of the next page back (the same, until the oldest request shown); None on a short page."""
+    if len(rows) < PAGE:
+        return None
+    until = rows[-1].created_at.astimezone(UTC).replace(tzinfo=None).isoformat()
+    return {**asked.query(), "until": until}
+
+
 def _moment(name: str, text: str, violations: list[Violation]) -> datetime | None:
     """A time of the form, read as UTC when it names no zone (what <input type=datetime-local> sends)."""
     try:

@@ -154,3 +154,14 @@ def test_a_time_without_a_zone_is_read_as_utc_and_a_bad_one_is_named() -> None:
     assert views._moment("until", "2026-11-26T14:30+01:00", found) == datetime(2026, 11, 26, 13, 30, tzinfo=UTC)
     assert views._moment("until", "tomorrow", found) is None
     assert found == [Violation("until", "'tomorrow' is not a time; use 2026-11-26T14:30 (UTC)")]
+
+
+def test_a_full_page_links_to_the_older_requests_with_the_same_filters() -> None:
+    rows = [
+        views.RequestRow(str(i), "failed", "changeset", "api", "c", None, CAME - timedelta(seconds=i), None)
+        for i in range(views.PAGE)
+    ]
+    asked = views.RequestFilter(status="failed", zone="example.test")
+
+    assert views.older(asked, rows) == {"status": "failed", "zone": "example.test", "until": "2026-11-26T11:58:21"}
+    assert views.older(asked, rows[:-1]) is None
