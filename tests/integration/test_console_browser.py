@@ -107,7 +107,9 @@ def fill_row(driver: webdriver.Chrome, row: int, op: str, name: str, rtype: str,
 
 
 def status_of(driver: webdriver.Chrome) -> str:
-    return find(driver, "dl.facts .status").text
+    """The request's status as shown, read in one step: the page may redraw itself at any moment."""
+    shown = driver.execute_script("const s = document.querySelector('dl.facts .status'); return s && s.textContent;")
+    return str(shown or "").strip()
 
 
 def test_sign_in_plan_submit_and_watch_the_request_succeed(
