@@ -15,7 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from db.models import Reconciliation, Request, RequestStatus, Scope, Source, Step, Zone
+from db.models import Reconciliation, Request, RequestChange, RequestStatus, Scope, Source, Step, Zone
 from db.schemas import RequestEventPublic, RequestPublic
 from service.clients import Principal
 from service.errors import InvalidRequest, NotFound, Violation
@@ -76,7 +76,7 @@ def list_requests(session: Session, principal: Principal, asked: RequestFilter) 
         statement = statement.where(Request.source == asked.source)
     if asked.zone:
         try:
-            statement = statement.where(Zone.name == normalize_name(asked.zone))
+            statement = statement.where(_about_zone(normalize_name(asked.zone)))
         except BadName as exc:
             violations.append(Violation("zone", str(exc)))
     if not principal.admin:
@@ -104,6 +104,21 @@ def list_requests(session: Session, principal: Principal, asked: RequestFilter) 
         )
         for request, zone in session.exec(statement).all()
     ]
+
+
+def _about_zone(zone: str) -> sa.ColumnElement[bool]:
+    """A request about ``zone`` (absolute): planned in it alone, changing an RRset in it (a change set
+    whose automatic PTRs reach a reverse zone too), or refused before planning with it as its target."""
+    in_changes = (
+        select(RequestChange.request_id)
+        .where(col(RequestChange.request_id) == col(Request.id), RequestChange.zone == zone)
+        .exists()
+    )
+    targets = [zone, zone.rstrip(".")]
+    target = Request.__table__.c.payload["target"]["zone"].astext  # type: ignore[attr-defined]
+    return sa.or_(
+        col(Zone.name) == zone, in_changes, sa.and_(col(Request.zone_id).is_(None), sa.func.lower(target).in_(targets))
+    )
 
 
 def older(asked: RequestFilter, rows: list[RequestRow]) -> dict[str, str] | None:

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.conftest import STALE_ZONE, ZONE, Process, make_client, unique_label, wait_for_terminal
+from tests.conftest import REVERSE4_ZONE, STALE_ZONE, ZONE, Process, make_client, unique_label, wait_for_terminal
 
 pytestmark = pytest.mark.usefixtures("stack")
 
@@ -223,6 +223,26 @@ def test_requests_filter_by_status_zone_and_source(api: Process, admin_key: str,
     assert succeeded[:8] not in listed
     assert succeeded[:8] not in http.get("/ui/requests", params={"source": "kafka"}).text
     assert failed[:8] not in http.get("/ui/requests", params={"since": "2999-01-01T00:00"}).text
+
+
+def test_the_zone_filter_finds_change_sets_that_reach_two_zones_and_refused_ones(
+    api: Process, admin_key: str, client: httpx.Client
+) -> None:
+    name = f"{unique_label('ptr')}.{ZONE}"
+    change = {"op": "upsert", "name": name, "type": "A", "values": ["192.0.2.77"], "ptr": True}
+    both = client.post(f"/api/v2/zones/{ZONE}/changes", json={"changes": [change]}).json()["request_id"]
+    refused = client.post(
+        f"/api/v2/zones/{ZONE}/changes", json={"changes": [{**change, "values": ["192.0.2.777"]}]}
+    ).headers["x-request-id"]
+    http = console(api, admin_key)
+
+    in_forward = http.get("/ui/requests", params={"zone": ZONE}).text
+    in_reverse = http.get("/ui/requests", params={"zone": REVERSE4_ZONE}).text
+
+    assert both[:8] in in_forward  # its changes are in example.test and in the reverse zone
+    assert both[:8] in in_reverse
+    assert refused[:8] in in_forward  # refused before planning: found by the zone it was sent to
+    assert refused[:8] not in in_reverse
 
 
 def test_signing_out_forgets_the_key(api: Process, admin_key: str) -> None:
