@@ -34,7 +34,8 @@ def announce(engine: Engine, settings: Settings, request_id: uuid.UUID) -> None:
     The request's row stays locked from the check until the flag is committed, so of the
     messages that may reach an ended request (a retry, a replayed event's second message, a
     re-drive) exactly one publishes. A Kafka failure raises (Dramatiq tries again) and leaves
-    the flag unset; only a worker killed between Kafka's ack and the commit publishes twice.
+    the flag unset; only a commit that never comes after Kafka's ack (the worker killed, the
+    database gone) lets the message that comes back publish it again.
     """
     with Session(engine) as session:
         request = tracker.get_request(session, request_id, for_update=True)
