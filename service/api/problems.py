@@ -92,12 +92,17 @@ async def hostmaster_error(request: Request, exc: Exception) -> JSONResponse:
     return problem(status, exc.detail, code=exc.code, headers=headers, **extra)
 
 
-async def request_validation_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, RequestValidationError)
-    violations = [
+def violations_of(exc: RequestValidationError) -> list[Violation]:
+    """FastAPI's validation errors (path, query, body) as our violations, named by their place."""
+    return [
         Violation(field_path([part for part in error.get("loc", ()) if part != "body"]), str(error.get("msg")))
         for error in exc.errors()
     ]
+
+
+async def request_validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    violations = violations_of(exc)
     fields = ", ".join(v.field for v in violations)
     return problem(422, f"the request is not valid: {fields}", code="invalid", violations=_violations(violations))
 

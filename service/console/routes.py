@@ -20,7 +20,7 @@ from sqlmodel import Session
 
 from db.models import RequestStatus, Scope
 from service import deadletters, provisioning, records, tracker, zones
-from service.api.problems import status_of
+from service.api.problems import status_of, violations_of
 from service.clients import Principal
 from service.console import forms, signin, views
 from service.errors import Conflict, DependencyUnavailable, HostmasterError, InvalidRequest, Unauthorized, Violation
@@ -62,10 +62,7 @@ class ConsoleRoute(APIRoute):
             except HostmasterError as exc:
                 return _error_page(request, exc)
             except RequestValidationError as exc:
-                violations = [
-                    Violation(".".join(str(part) for part in error["loc"][1:]), error["msg"]) for error in exc.errors()
-                ]
-                return _error_page(request, InvalidRequest(violations))
+                return _error_page(request, InvalidRequest(violations_of(exc)))
             except SQLAlchemyError as exc:
                 logger.error("console page %s: database error %s", request.url.path, type(exc).__name__)
                 return _error_page(request, DependencyUnavailable("the database cannot be reached", retry_after_s=5))
@@ -256,18 +253,25 @@ async def zone_changes(request: Request, zone: str, principal: Signed) -> Respon
     force = forms.one(form, "force") == "yes"
     # The rows as typed, blanks kept in place, so that "row 4" in a message is the fourth row on the page.
     shown_rows = rows + ([] if any(row.blank for row in rows) else [forms.Row()])
+
+    async def refused(problems: list[str], status: int, *, tracked: bool) -> HTMLResponse:
+        """The form again with its rows and why; a refused change set (not a dry run) links its request."""
+        extra: dict[str, Any] = {"rows": shown_rows, "problems": problems, "force": force}
+        if tracked and not dry_run:
+            extra["rejected_request"] = str(request.state.request_id)
+        return await _zone_page(request, principal, zone, None, extra, status)
+
     try:
         body, numbers = forms.change_set(rows, dry_run=dry_run, force=force)
     except forms.BadRows as exc:
-        return await _zone_page(request, principal, zone, None, {"rows": shown_rows, "problems": exc.lines}, 422)
+        return await refused(exc.lines, 422, tracked=False)  # refused here: nothing was sent or recorded
     settings = request.app.state.settings
-    request_id = request.state.request_id
     try:
         outcome = await run_in_threadpool(
             lambda: provisioning.submit(
                 engine=request.app.state.engine,
                 dispatcher=request.app.state.dispatcher,
-                request_id=request_id,
+                request_id=request.state.request_id,
                 body=body,
                 parser=provisioning.change_set(zone),
                 operation="changeset",
@@ -278,20 +282,13 @@ async def zone_changes(request: Request, zone: str, principal: Signed) -> Respon
             )
         )
     except InvalidRequest as exc:
-        extra = {"rows": shown_rows, "problems": forms.explain(exc.violations, numbers), "force": force}
-        return await _zone_page(request, principal, zone, None, {**extra, **_tracked(dry_run, request_id)}, 422)
+        return await refused(forms.explain(exc.violations, numbers), 422, tracked=True)
     except Conflict as exc:  # e.g. the mass-change guard: the form says how to pass it
-        extra = {"rows": shown_rows, "problems": [exc.detail], "force": force}
-        return await _zone_page(request, principal, zone, None, {**extra, **_tracked(dry_run, request_id)}, 409)
+        return await refused([exc.detail], 409, tracked=True)
     if outcome.request is None:
         extra = {"rows": shown_rows, "plan": outcome.changes, "force": force}
         return await _zone_page(request, principal, zone, None, extra)
     return RedirectResponse(f"/ui/requests/{outcome.request.id}", status_code=303)
-
-
-def _tracked(dry_run: bool, request_id: Any) -> dict[str, Any]:
-    """A refused change set (not a dry run) is a request in the tracker, with the reason: link to it."""
-    return {} if dry_run else {"rejected_request": str(request_id)}
 
 
 @router.get("/health")

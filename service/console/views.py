@@ -17,6 +17,7 @@ from sqlmodel import Session, col, select
 
 from db.models import Reconciliation, Request, RequestChange, RequestStatus, Scope, Source, Step, Zone
 from db.schemas import RequestEventPublic, RequestPublic
+from service import zones
 from service.clients import Principal
 from service.errors import InvalidRequest, NotFound, Violation
 from service.names import BadName, normalize_name, shown
@@ -269,7 +270,7 @@ def zone_name(text: str) -> str:
 
 def readable_zones(session: Session, principal: Principal) -> list[Zone]:
     principal.require(Scope.read)
-    return [zone for zone in session.exec(select(Zone).order_by(col(Zone.name))).all() if principal.grants(zone.name)]
+    return [zone for zone in zones.list_zones(session) if principal.grants(zone.name)]
 
 
 def chart(hours: list[Hour]) -> dict[str, Any]:
