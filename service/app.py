@@ -14,6 +14,7 @@ from service.api.common import install_body_schemas
 from service.api.headers import SecurityHeadersMiddleware
 from service.api.instrument import HttpMetricsMiddleware
 from service.api.middleware import RequestIdMiddleware
+from service.clients import RecentKeys
 from service.console import install as install_console
 from service.dispatch import Dispatcher, make_broker
 from service.ratelimit import TokenBuckets
@@ -31,6 +32,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.engine = engine
         app.state.dispatcher = Dispatcher(broker, settings.queue_name)
         app.state.rate_limits = TokenBuckets(settings.rate_limit_per_s, settings.rate_limit_burst)
+        app.state.recent_keys = RecentKeys(settings.auth_cache_s)
         try:
             yield
         finally:

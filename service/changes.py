@@ -12,11 +12,11 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import update
+from sqlalchemy import bindparam, insert, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session, col, select
 
-from db.models import MAX_TTL, ChangeAction, RequestChange, RRset, RRsetStatus, Scope, Zone, utcnow
+from db.models import MAX_TTL, ChangeAction, ChangeStatus, RequestChange, RRset, RRsetStatus, Scope, Zone, utcnow
 from db.schemas import ChangeIn, PlannedChange
 from service import ptr, rules
 from service.clients import Principal
@@ -361,11 +361,23 @@ def commit(session: Session, request_id: uuid.UUID, items: Sequence[PlanItem]) -
 
     The stored rows are locked first, in id order as the workers lock them, so a writer and
     a worker never deadlock; a row a worker holds too long is a 409 to send again, not a 503.
+    Locked, each must still be at the version the plan read, or another request changed it
+    meanwhile (409). Then one statement per kind of row, however many RRsets: the updated
+    RRsets, the new ones, the request's changes.
     """
-    ids = sorted(item.row.id for item in items if item.row is not None and item.row.id is not None)
+    planned = {item.row.id: item for item in items if item.row is not None and item.row.id is not None}
     try:
-        if ids:
-            session.exec(select(RRset.id).where(col(RRset.id).in_(ids)).order_by(col(RRset.id)).with_for_update())
+        if planned:
+            locked = session.execute(
+                select(RRset.id, RRset.version)
+                .where(col(RRset.id).in_(sorted(planned)))
+                .order_by(col(RRset.id))
+                .with_for_update()
+            ).all()
+            versions = {row_id: version for row_id, version in locked}
+            for row_id, item in planned.items():
+                if item.row is not None and versions.get(row_id) != item.row.version:
+                    raise _concurrent(item)
         _write(session, request_id, items)
     except OperationalError as exc:
         if getattr(exc.orig, "pgcode", None) not in (LOCK_NOT_AVAILABLE, DEADLOCK_DETECTED):
@@ -376,62 +388,69 @@ def commit(session: Session, request_id: uuid.UUID, items: Sequence[PlanItem]) -
         ) from exc
 
 
+_RRSETS = RRset.__table__  # type: ignore[attr-defined]
+_CHANGES = RequestChange.__table__  # type: ignore[attr-defined]
+
+
 def _write(session: Session, request_id: uuid.UUID, items: Sequence[PlanItem]) -> None:
+    now = utcnow()
+    updated: list[dict[str, object]] = []
+    created: list[dict[str, object]] = []
+    recorded: list[dict[str, object]] = []
     for seq, item in enumerate(items):
         values = list(item.after.values) if item.after else []
         kept = item.before or item.after
         ttl = kept.ttl if kept else (item.row.ttl if item.row else item.zone.default_ttl)
         ttl = item.after.ttl if item.after else ttl
         status = RRsetStatus.deleting if item.after is None else RRsetStatus.pending
+        desired = {
+            "values": values,
+            "ttl": ttl,
+            "status": status.value,
+            "ptr": item.ptr,
+            "last_request_id": request_id,
+            "updated_at": now,
+        }
         if item.row is not None:
             version = item.row.version + 1
-            result = session.execute(
-                update(RRset)
-                .where(col(RRset.id) == item.row.id, col(RRset.version) == item.row.version)
-                .values(
-                    values=values,
-                    ttl=ttl,
-                    version=version,
-                    status=status,
-                    ptr=item.ptr,
-                    last_request_id=request_id,
-                    updated_at=utcnow(),
-                )
-            )
-            if result.rowcount != 1:  # type: ignore[attr-defined]
-                raise _concurrent(item)
+            updated.append({"row_id": item.row.id, "version": version, **desired})
         else:
             version = 1
-            session.add(
-                RRset(
-                    zone_id=item.zone.id or 0,
-                    owner=item.owner,
-                    rtype=item.rtype,
-                    ttl=ttl,
-                    values=values,
-                    status=status,
-                    ptr=item.ptr,
-                    last_request_id=request_id,
-                )
-            )
-            try:
-                session.flush()
-            except IntegrityError as exc:
-                raise _concurrent(item) from exc
-        session.add(
-            RequestChange(
-                request_id=request_id,
-                seq=seq,
-                zone_id=item.zone.id,
-                zone=item.zone.name,
-                owner=item.owner,
-                rtype=item.rtype,
-                action=item.action,
-                before=item.before.as_json() if item.before else None,
-                after=item.after.as_json() if item.after else None,
-                version=version,
-            )
+            created.append({"zone_id": item.zone.id, "owner": item.owner, "rtype": item.rtype, "version": 1, **desired})
+        recorded.append(
+            {
+                "request_id": request_id,
+                "seq": seq,
+                "zone_id": item.zone.id,
+                "zone": item.zone.name,
+                "owner": item.owner,
+                "rtype": item.rtype,
+                "action": item.action.value,
+                "before": item.before.as_json() if item.before else None,
+                "after": item.after.as_json() if item.after else None,
+                "version": version,
+                "status": ChangeStatus.pending.value,
+            }
         )
+    if updated:  # locked and checked by commit(): nobody changed them since the plan read them
+        session.execute(update(_RRSETS).where(_RRSETS.c.id == bindparam("row_id")), updated)
+    if created:
+        try:
+            session.execute(insert(_RRSETS), created)
+        except IntegrityError as exc:
+            raise _created_meanwhile(items, exc) from exc
+    if recorded:
+        session.execute(insert(_CHANGES), recorded)
+
+
+def _created_meanwhile(items: Sequence[PlanItem], exc: IntegrityError) -> Conflict:
+    """The RRset another request created between this plan and its commit, named from PostgreSQL's detail."""
+    diag = getattr(exc.orig, "diag", None)
+    detail = str(getattr(diag, "message_detail", None) or "")
+    for item in items:
+        if item.row is None and f"=({item.owner}, {item.rtype})" in detail:
+            return _concurrent(item)
+    return _concurrent(next(item for item in items if item.row is None))
 
 
 def _concurrent(item: PlanItem) -> Conflict:

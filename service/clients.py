@@ -13,7 +13,8 @@ import hmac
 import logging
 import re
 import secrets
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy.exc import IntegrityError
@@ -68,14 +69,77 @@ class Principal:
 
 def authenticate(session: Session, key: str, pepper: bytes) -> Principal:
     """The client whose key this is; Unauthorized for anything else, saying no more than that."""
+    found = _look_up(session, key)
+    return _check_key(found, key, pepper)
+
+
+@dataclass(frozen=True)
+class _Found:
+    key_hash: str
+    revoked: bool
+    principal: Principal
+
+
+def _look_up(session: Session, key: str) -> _Found | None:
     match = _KEY.match(key)
-    client = None
-    if match is not None:
-        client = session.exec(select(ApiClient).where(ApiClient.key_id == match.group(1))).first()
-    expected = client.key_hash if client is not None else hash_key("hm_000000000000_" + "A" * 43, pepper)
-    if not hmac.compare_digest(expected, hash_key(key, pepper)) or client is None or client.revoked_at is not None:
+    if match is None:
+        return None
+    client = session.exec(select(ApiClient).where(ApiClient.key_id == match.group(1))).first()
+    if client is None:
+        return None
+    principal = Principal(client.name, frozenset(client.scopes), tuple(client.zones))
+    return _Found(client.key_hash, client.revoked_at is not None, principal)
+
+
+def _check_key(found: _Found | None, key: str, pepper: bytes) -> Principal:
+    expected = found.key_hash if found is not None else hash_key("hm_000000000000_" + "A" * 43, pepper)
+    if not hmac.compare_digest(expected, hash_key(key, pepper)) or found is None or found.revoked:
         raise Unauthorized("the API key is missing, malformed, unknown or revoked", code="bad_key")
-    return Principal(client.name, frozenset(client.scopes), tuple(client.zones))
+    return found.principal
+
+
+class RecentKeys:
+    """Clients read for a key in the last ``ttl_s`` seconds, by key id, so a busy client is not read
+    from the database on every call.
+
+    What is kept is what the database said (the key's hash, revoked or not, scopes and zones),
+    and the key is still checked against that hash on every call: a wrong secret for a known key
+    id is refused as before. A revocation, a rotation (the old key id stops being read) or a
+    change of grants is seen within ``ttl_s``. Unknown key ids are never kept: a guesser pays a
+    query each time, within the rate limit for unauthenticated calls.
+    """
+
+    def __init__(self, ttl_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self._ttl_s = ttl_s
+        self._clock = clock
+        self._found: dict[str, tuple[float, _Found]] = {}
+
+    def kept(self, key: str, pepper: bytes) -> Principal | None:
+        """The client of ``key`` if it was read within the window (Unauthorized if it does not match);
+        None when it must be read (``authenticate``). Does no I/O."""
+        match = _KEY.match(key)
+        kept = self._found.get(match.group(1)) if match is not None else None
+        if kept is None or self._clock() - kept[0] >= self._ttl_s:
+            return None
+        return _check_key(kept[1], key, pepper)
+
+    def authenticate(self, session_factory: Callable[[], Session], key: str, pepper: bytes) -> Principal:
+        """The client of ``key``, from the window or read from the database (and kept)."""
+        if (principal := self.kept(key, pepper)) is not None:
+            return principal
+        match = _KEY.match(key)
+        key_id = match.group(1) if match is not None else None
+        now = self._clock()
+        with session_factory() as session:
+            found = _look_up(session, key)
+        if found is not None and key_id is not None and self._ttl_s > 0:
+            if len(self._found) >= MAX_KEPT:
+                self._found.clear()  # many clients at once: start again rather than grow
+            self._found[key_id] = (now, found)
+        return _check_key(found, key, pepper)
+
+
+MAX_KEPT = 10_000
 
 
 def create_client(

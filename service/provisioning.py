@@ -160,8 +160,7 @@ def submit(
         earlier = _earlier(engine, client, idempotency_key or "", payload_hash, key_window)
         assert earlier is not None
         return earlier
-    with Session(engine, expire_on_commit=False) as session:
-        request = session.merge(opened, load=False)  # as committed a moment ago: no need to read it again
+    with Session(engine) as session:
         try:
             if early_error is not None:
                 raise early_error
@@ -177,18 +176,19 @@ def submit(
             _fail_unexpectedly(engine, request_id)
             raise
         zone_ids = {item.zone.id for item in items}
-        request.zone_id = zone_ids.pop() if len(zone_ids) == 1 else None
-        tracker.add_event(session, request_id, Step.validated, COMPONENT, changes=len(items))
-        if not items:
-            tracker.set_status(session, request, RequestStatus.succeeded)
-            tracker.add_event(session, request_id, Step.succeeded, COMPONENT, reason="nothing to change")
+        opened.zone_id = zone_ids.pop() if len(zone_ids) == 1 else None
+        validated = tracker.event(request_id, Step.validated, COMPONENT, changes=len(items))
+        if items:
+            opened.status = RequestStatus.queued
+            done = tracker.event(request_id, Step.queued, COMPONENT, changes=len(items))
         else:
-            tracker.set_status(session, request, RequestStatus.queued)
-            tracker.add_event(session, request_id, Step.queued, COMPONENT, changes=len(items))
+            opened.status = RequestStatus.succeeded
+            done = tracker.event(request_id, Step.succeeded, COMPONENT, reason="nothing to change")
+        tracker.advance(session, request_id, RequestStatus(opened.status), [validated, done], zone_id=opened.zone_id)
         session.commit()
     if items:
         _enqueue(engine, dispatcher, request_id)
-    return Outcome(request, planned)
+    return Outcome(opened, planned)
 
 
 def _hash(operation: str, stored: dict[str, Any]) -> str:
@@ -307,11 +307,16 @@ def _fail_unexpectedly(engine: Engine, request_id: uuid.UUID) -> None:
 
 
 def _reject(session: Session, request_id: uuid.UUID, exc: RequestRejected) -> None:
-    request = tracker.get_request(session, request_id)
-    tracker.set_status(session, request, RequestStatus.rejected, error_code=exc.code, error_detail=exc.detail)
-    request.idempotency_key = None  # a refusal changed nothing: sending the same again is a new try
     detail: dict[str, Any] = {"code": exc.code, "reason": exc.detail}
     if isinstance(exc, InvalidRequest):
         detail["violations"] = [violation.as_json() for violation in exc.violations]
-    tracker.add_event(session, request_id, Step.rejected, COMPONENT, **detail)
+    tracker.advance(
+        session,
+        request_id,
+        RequestStatus.rejected,
+        [tracker.event(request_id, Step.rejected, COMPONENT, **detail)],
+        error_code=exc.code,
+        error_detail=exc.detail,
+        idempotency_key=None,  # a refusal changed nothing: sending the same again is a new try
+    )
     session.commit()

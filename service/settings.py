@@ -99,6 +99,14 @@ class Settings(BaseSettings):
     rate_limit_per_s: float = Field(default=50.0, gt=0, description="Requests a second per API client, on average.")
     rate_limit_burst: int = Field(default=100, ge=1, description="Requests an API client may send at once.")
     max_values: int = Field(default=100, ge=1, le=1000, description="Values in one RRset.")
+    auth_cache_s: float = Field(
+        default=1.0,
+        ge=0,
+        le=60,
+        description="How long an API process trusts a key it checked against the database without reading the "
+        "client again; a revocation, a rotation or a change of scopes or zones takes effect within this time (0: read "
+        "the client on every call).",
+    )
 
     # Recovery (service/recovery.py): no request is left in limbo.
     recovery_requeue_after_s: int = Field(default=60, ge=1, description="Queue again a request queued this long.")

@@ -13,7 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, insert
+from sqlalchemy import Engine, bindparam, insert, update
+from sqlalchemy import select as sa_select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -44,38 +45,44 @@ def open_request(
 ) -> Request:
     """Commit the request as ``received``: from here on it is visible, whatever happens next.
 
-    Returns the row as committed (detached; ``session.merge(request, load=False)`` takes it on
-    without reading it again). Raises RepeatedRequest when the client's idempotency key is
-    already taken (by a race).
+    The request row and its ``received`` step go in one statement, committed on its own
+    (autocommit: no BEGIN, no COMMIT round trip). Returns the row as committed, detached.
+    Raises RepeatedRequest when the client's idempotency key is already taken (by a race).
     """
-    with Session(engine, expire_on_commit=False) as session:
-        request = Request(
-            id=request_id,
-            source=Source.kafka if origin else source,
-            client=client,
-            operation=operation,
-            payload=storable(payload),
-            idempotency_key=idempotency_key,
-            payload_hash=payload_hash,
-            kafka_topic=origin.topic if origin else None,
-            kafka_partition=origin.partition if origin else None,
-            kafka_offset=origin.offset if origin else None,
-        )
-        session.add(request)
-        try:
-            session.flush()
-        except IntegrityError as exc:
-            if "idempotency" in str(exc.orig):
-                raise RepeatedRequest(f"idempotency key {idempotency_key} was taken meanwhile") from exc
-            raise Conflict(
-                f"request id {request_id} already names another request; send a new X-Request-ID or none",
-                code="request_id_in_use",
-            ) from exc
-        detail: dict[str, Any] = {"operation": operation, "source": str(Source.kafka if origin else source)}
-        if origin:
-            detail.update(topic=origin.topic, partition=origin.partition, offset=origin.offset)
-        add_event(session, request_id, Step.received, component, **detail)
-        session.commit()
+    source = Source.kafka if origin else source
+    now = utcnow()
+    request = Request(
+        id=request_id,
+        source=source,
+        client=client,
+        operation=operation,
+        payload=storable(payload),
+        idempotency_key=idempotency_key,
+        payload_hash=payload_hash,
+        kafka_topic=origin.topic if origin else None,
+        kafka_partition=origin.partition if origin else None,
+        kafka_offset=origin.offset if origin else None,
+        created_at=now,
+        updated_at=now,
+    )
+    detail: dict[str, Any] = {"operation": operation, "source": str(source)}
+    if origin:
+        detail.update(topic=origin.topic, partition=origin.partition, offset=origin.offset)
+    received = event(request_id, Step.received, component, **detail)
+    opened = insert(Request).values(request.model_dump()).returning(col(Request.id)).cte("opened")
+    columns = RequestEvent.__table__.c  # type: ignore[attr-defined]
+    rest = [bindparam(f"event_{name}", value, type_=columns[name].type) for name, value in received.items()]
+    statement = insert(RequestEvent).from_select(list(received), sa_select(opened.c.id, *rest[1:]))
+    try:
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            connection.execute(statement)
+    except IntegrityError as exc:
+        if "idempotency" in str(exc.orig):
+            raise RepeatedRequest(f"idempotency key {idempotency_key} was taken meanwhile") from exc
+        raise Conflict(
+            f"request id {request_id} already names another request; send a new X-Request-ID or none",
+            code="request_id_in_use",
+        ) from exc
     return request
 
 
@@ -122,6 +129,27 @@ def insert_events(session: Session, rows: Sequence[EventRow]) -> None:
     """Write many steps (of one request or of many) in one INSERT, in the caller's transaction."""
     if rows:
         session.execute(insert(RequestEvent), list(rows))
+
+
+def advance(
+    session: Session,
+    request_id: uuid.UUID,
+    status: RequestStatus,
+    events: Sequence[EventRow],
+    **columns: Any,
+) -> None:
+    """Move the request to ``status`` (and set ``columns``) and record ``events``, in the caller's
+    transaction: one statement, however many events."""
+    values = {"status": status.value, "updated_at": utcnow(), **columns}
+    if "error_detail" in values:
+        values["error_detail"] = storable(values["error_detail"])  # a reason may quote the client's input
+    table = Request.__table__  # type: ignore[attr-defined]
+    moved = update(table).where(table.c.id == request_id).values(values)
+    if not events:
+        session.execute(moved)
+        return
+    # One statement: the UPDATE as a data-modifying CTE of the events' INSERT.
+    session.execute(insert(RequestEvent.__table__).values(list(events)).add_cte(moved.cte("moved")))  # type: ignore[attr-defined]
 
 
 def set_status(

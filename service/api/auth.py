@@ -32,7 +32,9 @@ async def authenticate(request: Request, key: str, *, missing: str) -> Principal
     try:
         if not key:
             raise Unauthorized(missing, code="no_key")
-        principal = await run_in_threadpool(_authenticate, request, key, settings.pepper)
+        recent: clients.RecentKeys = request.app.state.recent_keys
+        kept = recent.kept(key, settings.pepper)  # no I/O: a key seen a moment ago
+        principal = kept if kept is not None else await run_in_threadpool(_authenticate, request, key, settings.pepper)
     except Unauthorized:
         # Guessing keys costs a guesser its own rate, by address.
         address = request.client.host if request.client else "unknown"
@@ -52,8 +54,9 @@ async def authenticate(request: Request, key: str, *, missing: str) -> Principal
 
 
 def _authenticate(request: Request, key: str, pepper: bytes) -> Principal:
-    with Session(request.app.state.engine) as session:
-        return clients.authenticate(session, key, pepper)
+    engine = request.app.state.engine
+    recent: clients.RecentKeys = request.app.state.recent_keys
+    return recent.authenticate(lambda: Session(engine), key, pepper)
 
 
 ClientDep = Annotated[Principal, Depends(current_client)]

@@ -1,0 +1,118 @@
+"""Statement budgets of the API's write path: what one write asks of PostgreSQL.
+
+The API runs in this process (the same app as `python -m service`, against the tests' real
+PostgreSQL and RabbitMQ) so SQLAlchemy's events count every statement and commit it sends.
+Counts are deterministic; a change that adds a round trip to a write fails here. The budgets
+are written down in docs/performance.md.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from sqlalchemy import Engine
+
+from service.app import create_app
+from service.settings import load_settings
+from tests.conftest import free_port, unique_label, wait_until
+from tests.sqlcount import Count, counted
+
+pytestmark = pytest.mark.integration
+
+# Per write: (statements, COMMITs). The early tracker row is one autocommitted statement (the
+# request row and its `received` event together: no BEGIN, no COMMIT); planning reads what the
+# rules need (zones, the RRsets of the names consulted; a delete also what points at the name)
+# and writes the RRsets, their changes, the status and the events in one transaction.
+BUDGET = {
+    "create": (6, 1),
+    "replace": (7, 1),  # + the row lock of the stored RRset
+    "delete": (7, 1),  # as replace (of a TXT; an A's delete also reads what points at the name)
+}
+CHANGESET_100 = (8, 1)  # 100 new RRsets: one INSERT of them all, one of their changes, + the zone's RRset count
+
+
+class InProcessApi:
+    """The API served by uvicorn on a thread of this process, so its engine can be watched."""
+
+    def __init__(self, http: httpx.Client, engine: Engine) -> None:
+        self.http = http
+        self.engine = engine
+
+
+@pytest.fixture(scope="module")
+def api_here(
+    stack_env: dict[str, str], zones: dict[str, str], admin_key: str, monkeypatch_module: pytest.MonkeyPatch
+) -> Iterator[InProcessApi]:
+    for name, value in stack_env.items():
+        if name.startswith("HOSTMASTER_") or name == "APP_ENV":
+            monkeypatch_module.setenv(name, value)
+    monkeypatch_module.setenv("HOSTMASTER_AUTH_CACHE_S", "60")  # the key stays "seen within the window"
+    app = create_app(load_settings())
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    wait_until(lambda: server.started, timeout=30, what="the in-process API to start")
+    headers = {"Authorization": f"Bearer {admin_key}"}
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=headers, timeout=10) as http:
+        yield InProcessApi(http, app.state.engine)
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module() -> Iterator[pytest.MonkeyPatch]:
+    with pytest.MonkeyPatch.context() as patch:
+        yield patch
+
+
+def _counted(api: InProcessApi, method: str, url: str, **kwargs: Any) -> Count:
+    api.http.get("/api/v1/records", params={"limit": 1})  # the key is seen: authenticated from the cache
+    with counted(api.engine) as count:
+        answer = api.http.request(method, url, **kwargs)
+    assert answer.status_code == 202, answer.text
+    return count
+
+
+def _name() -> str:
+    return f"{unique_label('budget')}.example.test."
+
+
+def test_a_v1_create_stays_within_its_budget(api_here: InProcessApi) -> None:
+    count = _counted(api_here, "POST", "/api/v1/records", json={"name": _name(), "type": "A", "values": ["192.0.2.7"]})
+    assert (len(count.statements), count.commits) <= BUDGET["create"], str(count)
+
+
+def test_a_v1_replace_stays_within_its_budget(api_here: InProcessApi) -> None:
+    name = _name()
+    first = api_here.http.post("/api/v1/records", json={"name": name, "type": "A", "values": ["192.0.2.7"]})
+    assert first.status_code == 202, first.text
+    count = _counted(api_here, "PUT", f"/api/v1/records/{name}/A", json={"values": ["192.0.2.8"]})
+    assert (len(count.statements), count.commits) <= BUDGET["replace"], str(count)
+
+
+def test_a_v1_delete_stays_within_its_budget(api_here: InProcessApi) -> None:
+    # A TXT: deleting it cannot leave the name without an address, so the rules read nothing more
+    # (deleting an A also reads what points at the name, which depends on the zone's contents).
+    name = _name()
+    first = api_here.http.post("/api/v1/records", json={"name": name, "type": "TXT", "values": ["v=1"]})
+    assert first.status_code == 202, first.text
+    count = _counted(api_here, "DELETE", f"/api/v1/records/{name}/TXT")
+    assert (len(count.statements), count.commits) <= BUDGET["delete"], str(count)
+
+
+def test_a_change_set_of_100_costs_no_more_than_one_of_one(api_here: InProcessApi) -> None:
+    label = unique_label("set")
+    body = {
+        "changes": [
+            {"op": "create", "name": f"h{index}.{label}.example.test.", "type": "A", "values": [f"192.0.2.{index + 1}"]}
+            for index in range(100)
+        ]
+    }
+    count = _counted(api_here, "POST", "/api/v2/zones/example.test./changes", json=body)
+    assert (len(count.statements), count.commits) <= CHANGESET_100, str(count)
