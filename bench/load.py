@@ -24,6 +24,7 @@ class Sent:
     status: int
     latency_s: float  # from the scheduled send time to the answer
     request_id: str | None
+    scheduled_at: float = 0.0  # Unix time the request was due (sent, when as fast as accepted)
 
 
 @dataclass
@@ -33,12 +34,14 @@ class Load:
     threads: int = 32
     sent: list[Sent] = field(default_factory=list)
 
-    def run(self, count: int, body: Body, rate: float | None) -> list[Sent]:
-        """Send ``count`` requests at ``rate`` a second (None: as fast as they are accepted)."""
+    def run(self, count: int, body: Body, rate: float | None, until: float | None = None) -> list[Sent]:
+        """Send ``count`` requests at ``rate`` a second (None: as fast as they are accepted); none is
+        sent after ``until`` (a time.perf_counter() value), so a slow API cannot stretch the run."""
         self.sent = []
         lock = threading.Lock()
         next_index = iter(range(count))
         started = time.perf_counter() + 0.05
+        wall = time.time() - time.perf_counter()  # perf_counter → Unix time
 
         def worker() -> None:
             parts = urlsplit(self.url)
@@ -47,7 +50,7 @@ class Load:
             while True:
                 with lock:
                     index = next(next_index, None)
-                if index is None:
+                if index is None or (until is not None and time.perf_counter() > until):
                     break
                 scheduled = started + index / rate if rate else time.perf_counter()
                 time.sleep(max(0.0, scheduled - time.perf_counter()))
@@ -60,11 +63,12 @@ class Load:
                     connection.close()
                     connection = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=30)
                     with lock:
-                        self.sent.append(Sent(index, 0, time.perf_counter() - scheduled, None))
+                        self.sent.append(Sent(index, 0, time.perf_counter() - scheduled, None, wall + scheduled))
                     continue
                 request_id = json.loads(data).get("request_id") if answer.status < 300 else None
                 with lock:
-                    self.sent.append(Sent(index, answer.status, time.perf_counter() - scheduled, request_id))
+                    sent = Sent(index, answer.status, time.perf_counter() - scheduled, request_id, wall + scheduled)
+                    self.sent.append(sent)
             connection.close()
 
         threads = [threading.Thread(target=worker) for _ in range(self.threads)]

@@ -1,5 +1,6 @@
 """A Hostmaster of the benchmark's own: a fresh database and queue, BIND 9 with the zone
-bench.test, a Kafka-protocol broker, the API (two uvicorn processes), the workers and the
+bench.test (and any zones of the peer's own, which Hostmaster does not know), a Kafka-protocol
+broker, the API (``api_processes`` uvicorn processes, 3 by default), the workers and the
 consumer, all under .run/bench, all stopped at the end. Nothing of `make run` is touched."""
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ RUN_DIR = ROOT / ".run" / "bench"
 ZONE = "bench.test"
 KEY = "bench-key"
 DATABASE = "hostmaster_bench"
-API_PROCESSES = 2
+API_PROCESSES = 3
 WORKER_ARGS = ["--processes", "2", "--threads", "8"]
 
 
@@ -46,6 +47,8 @@ class Stack:
     queue: str = field(default_factory=lambda: f"hostmaster_bench_{uuid.uuid4().hex[:8]}")
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     admin_key: str = ""
+    api_processes: int = API_PROCESSES
+    other_zones: tuple[str, ...] = ()  # ZONE:KEY specs served by the same BIND, not registered in Hostmaster
 
     @property
     def api_url(self) -> str:
@@ -57,7 +60,10 @@ class Stack:
 
     @property
     def secret(self) -> str:
-        return (RUN_DIR / "bind" / "secrets" / "tsig" / KEY).read_text().strip()
+        return self.secret_of(KEY)
+
+    def secret_of(self, key: str) -> str:
+        return (RUN_DIR / "bind" / "secrets" / "tsig" / key).read_text().strip()
 
     def env(self, **extra: str) -> dict[str, str]:
         env = {key: value for key, value in os.environ.items() if not key.startswith("HOSTMASTER_")}
@@ -80,8 +86,8 @@ class Stack:
     def start(self) -> None:
         shutil.rmtree(RUN_DIR, ignore_errors=True)
         RUN_DIR.mkdir(parents=True)
-        say(f"BIND 9 on 127.0.0.1:{self.bind_port}, zone {ZONE}")
-        _script("bind.sh", "start", str(RUN_DIR / "bind"), str(self.bind_port), f"{ZONE}:{KEY}")
+        say(f"BIND 9 on 127.0.0.1:{self.bind_port}, zone {ZONE}; the API as {self.api_processes} processes")
+        _script("bind.sh", "start", str(RUN_DIR / "bind"), str(self.bind_port), f"{ZONE}:{KEY}", *self.other_zones)
         _script("kafka.sh", "start", str(RUN_DIR / "kafka"), str(self.kafka_port))
         self._database()
         self.admin_key = _cli(self.env(), "clients", "create", "bench-admin", "--scope", "admin", "--zone", "*")
@@ -90,7 +96,7 @@ class Stack:
         self._topics()
         self.processes["api"] = _start(
             "api",
-            ["-m", "service.cli", "run", "api", "--port", str(self.api_port), "--workers", str(API_PROCESSES)],
+            ["-m", "service.cli", "run", "api", "--port", str(self.api_port), "--workers", str(self.api_processes)],
             self.env(),
         )
         self.processes["worker"] = _start("worker", ["-m", "workers", *WORKER_ARGS], self.env())
