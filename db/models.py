@@ -181,6 +181,13 @@ class Request(SQLModel, table=True):
             unique=True,
             postgresql_where=sa.text("idempotency_key IS NOT NULL"),
         ),
+        # The requests a worker may claim with another of their zone (workers/claim.py), oldest first.
+        sa.Index(
+            "ix_request_waiting_zone",
+            "zone_id",
+            "created_at",
+            postgresql_where=sa.text("status IN ('queued', 'retrying')"),
+        ),
     )
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
@@ -225,6 +232,8 @@ class RequestChange(SQLModel, table=True):
     """
 
     __tablename__ = "request_change"
+    # An RRset's changes since a version (workers/history.py: what may be served without being seen to land).
+    __table_args__ = (sa.Index("ix_request_change_rrset_version", "owner", "rtype", "version"),)
 
     id: int | None = Field(default=None, primary_key=True, sa_type=sa.BigInteger)
     request_id: uuid.UUID = Field(foreign_key="request.id", index=True)

@@ -164,6 +164,20 @@ def rabbitmq_connection() -> pika.BlockingConnection:
     return pika.BlockingConnection(parameters)
 
 
+def dead_lettered(queue_name: str) -> set[str]:
+    """The request ids of the messages in ``queue_name``'s dead-letter queue (read, then put back)."""
+    connection = rabbitmq_connection()
+    channel = connection.channel()
+    found = set()
+    while True:
+        method, _properties, body = channel.basic_get(f"{queue_name}.XQ", auto_ack=False)
+        if method is None:
+            break
+        found.add(json.loads(body)["args"][0])
+    connection.close()  # unacknowledged messages go back to the queue
+    return found
+
+
 @dataclass
 class Bind:
     host: str

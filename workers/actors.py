@@ -12,7 +12,7 @@ from dramatiq.middleware import CurrentMessage, TimeLimitExceeded
 from db.engine import make_engine
 from service.dispatch import APPLY_ACTOR, RECONCILE_ACTOR
 from service.errors import TransientDnsError
-from workers import apply, reconcile, results
+from workers import apply, claim, reconcile, results
 from workers.broker import broker, settings
 
 logger = logging.getLogger(__name__)
@@ -33,12 +33,19 @@ RECONCILE_RETRIES = 2
     time_limit=settings.apply_time_limit_s * 1000,
 )
 def apply_request(request_id: str) -> None:
-    """Make the zone's primary serve the request's RRset. Transient failures raise, so Dramatiq retries."""
+    """Make the zone's primary serve the request's RRsets, with those of the requests waiting for the
+    same zone (workers/apply.py). Transient failures raise, so Dramatiq retries."""
     message = CurrentMessage.get_current_message()
     retries = message.options.get("retries", 0) if message is not None else 0
     attempt = apply.Attempt(number=retries + 1, final=retries >= settings.max_retries)
     try:
-        apply.apply_request(engine, settings, uuid.UUID(request_id), attempt)
+        ended = apply.apply_request(engine, settings, uuid.UUID(request_id), attempt)
+    except claim.Busy:
+        if message is None:
+            raise
+        logger.info("request %s is held by another pass; looking again later", request_id)
+        broker.enqueue(message.copy(), delay=settings.min_backoff_ms)  # not an attempt: the same retries
+        return
     except TransientDnsError:
         if attempt.final:
             _announce_best_effort(request_id)
@@ -49,7 +56,7 @@ def apply_request(request_id: str) -> None:
         if attempt.final:
             _announce_best_effort(request_id)
         raise
-    results.announce(engine, settings, uuid.UUID(request_id))  # a Kafka failure retries; the apply is done
+    results.announce_many(engine, settings, ended)  # a Kafka failure retries; the apply is done
 
 
 def _announce_best_effort(request_id: str) -> None:

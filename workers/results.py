@@ -11,10 +11,11 @@ import json
 import logging
 import threading
 import uuid
+from collections.abc import Sequence
 
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 from sqlmodel import Session
 
 from db.models import RequestStatus, Source, utcnow
@@ -62,6 +63,68 @@ def announce(engine: Engine, settings: Settings, request_id: uuid.UUID) -> None:
         request.announced_at = utcnow()
         session.commit()
     logger.info("result %s published for event %s", value["status"], event_id)
+
+
+_UNANNOUNCED = text(
+    """
+    SELECT id, idempotency_key, status, error_code, error_detail FROM request
+    WHERE id = ANY(CAST(:ids AS uuid[])) AND source = 'kafka' AND announced_at IS NULL
+      AND status IN ('succeeded', 'failed', 'rejected')
+    ORDER BY id FOR UPDATE
+    """
+)
+_ANNOUNCED = text("UPDATE request SET announced_at = :now WHERE id = ANY(CAST(:ids AS uuid[]))")
+
+
+def announce_many(engine: Engine, settings: Settings, request_ids: Sequence[uuid.UUID]) -> None:
+    """``announce`` for the Kafka requests a pass ended: one read, every publish awaited, one write.
+
+    The once-rule is the same: the rows stay locked from the check until the flags are committed.
+    The results Kafka acknowledged are flagged even when another failed; then TransientDnsError
+    (the message is retried, and the own message of each one left unannounced publishes it).
+    """
+    if not request_ids:
+        return
+    if len(request_ids) == 1:
+        announce(engine, settings, request_ids[0])
+        return
+    with Session(engine) as session:
+        rows = session.execute(_UNANNOUNCED, {"ids": [str(request_id) for request_id in request_ids]}).all()
+        if not rows:
+            return
+        producer = _get_producer(settings)
+        sending = []
+        for request_id, event_id, status, code, detail in rows:
+            value = {
+                "request_id": str(request_id),
+                "event_id": event_id,
+                "status": status,
+                "error": {"code": code, "detail": detail} if code else None,
+            }
+            try:
+                future = producer.send(
+                    settings.kafka_results_topic,
+                    key=(event_id or "").encode() or None,
+                    value=json.dumps(value).encode(),
+                )
+            except KafkaError as exc:
+                logger.warning("the result of request %s could not be sent: %s", request_id, type(exc).__name__)
+                continue
+            sending.append((request_id, status, event_id, future))
+        published: list[str] = []
+        for request_id, status, event_id, future in sending:
+            try:
+                future.get(timeout=settings.kafka_timeout_s)
+            except KafkaError as exc:
+                logger.warning("the result of request %s was not acknowledged: %s", request_id, type(exc).__name__)
+                continue
+            published.append(str(request_id))
+            logger.info("result %s published for event %s", status, event_id)
+        if published:
+            session.execute(_ANNOUNCED, {"ids": published, "now": utcnow()})
+        session.commit()
+    if len(published) < len(rows):
+        raise TransientDnsError(f"{len(rows) - len(published)} results could not be published", code="kafka")
 
 
 def _get_producer(settings: Settings) -> KafkaProducer:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import ipaddress
 import logging
+import secrets
 import socket
 import time
 from collections.abc import Iterator, Sequence
@@ -240,14 +241,20 @@ def served_rrset(owner: str, rtype: str, server: Server) -> dns.rrset.RRset | No
 
 
 def served_rrsets(keys: Sequence[tuple[str, str]], server: Server) -> dict[tuple[str, str], dns.rrset.RRset | None]:
-    """What the server serves for each (owner, type), asked over one TCP connection."""
+    """What the server serves for each (owner, type), asked over one TCP connection.
+
+    The queries are pipelined (RFC 7766 §6.2.1.1): up to ``PIPELINE_DEPTH`` are written before
+    their answers are read, each answer matched to its query by message id.
+    """
     served: dict[tuple[str, str], dns.rrset.RRset | None] = {}
+    if not keys:
+        return served
     address = _address(server)
     try:
         with socket.create_connection((address, server.port), timeout=server.timeout_s) as sock:
             sock.setblocking(False)
-            for owner, rtype in keys:
-                served[(owner, rtype)] = _ask(sock, owner, rtype, address, server)
+            for start in range(0, len(keys), PIPELINE_DEPTH):
+                served.update(_ask_window(sock, keys[start : start + PIPELINE_DEPTH], server))
     except dns.exception.Timeout as exc:
         raise TransientDnsError(
             f"verification query timed out after {server.timeout_s:g} s", code="dns_timeout"
@@ -257,10 +264,35 @@ def served_rrsets(keys: Sequence[tuple[str, str]], server: Server) -> dict[tuple
     return served
 
 
-def _ask(sock: socket.socket, owner: str, rtype: str, address: str, server: Server) -> dns.rrset.RRset | None:
-    query = dns.message.make_query(owner, rtype)
-    query.flags &= ~dns.flags.RD
-    response = dns.query.tcp(query, address, port=server.port, timeout=server.timeout_s, sock=sock)
+# Queries written on one connection before their answers are read: the answers stay well
+# within the socket buffers.
+PIPELINE_DEPTH = 128
+
+
+def _ask_window(
+    sock: socket.socket, keys: Sequence[tuple[str, str]], server: Server
+) -> dict[tuple[str, str], dns.rrset.RRset | None]:
+    """Write one query per key, then read every answer (in any order: matched by id)."""
+    pending: dict[int, tuple[str, str]] = {}
+    first = secrets.randbelow(65536)
+    expiration = time.time() + server.timeout_s
+    for offset, (owner, rtype) in enumerate(keys):
+        query = dns.message.make_query(owner, rtype)
+        query.flags &= ~dns.flags.RD
+        query.id = (first + offset) % 65536
+        pending[query.id] = (owner, rtype)
+        dns.query.send_tcp(sock, query, expiration)
+    found: dict[tuple[str, str], dns.rrset.RRset | None] = {}
+    while pending:
+        response, _ = dns.query.receive_tcp(sock, time.time() + server.timeout_s)
+        key = pending.pop(response.id, None)
+        if key is None:
+            raise TransientDnsError("a verification answer matched no query", code="dns_bad_answer")
+        found[key] = _served_in(response, *key)
+    return found
+
+
+def _served_in(response: dns.message.Message, owner: str, rtype: str) -> dns.rrset.RRset | None:
     if response.rcode() not in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
         raise TransientDnsError(f"verification query answered {dns.rcode.to_text(response.rcode())}", code="servfail")
     name = dns.name.from_text(owner)

@@ -3,11 +3,15 @@ restarted or stopped for a while. Each returns once the fault is over (the servi
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import time
 from collections.abc import Callable
+from pathlib import Path
+
+import psycopg2
 
 from tests.conftest import ROOT, Bind, Process, children, start_api, wait_until
 
@@ -65,3 +69,43 @@ def _run(args: list[str]) -> None:
 
 
 Fault = Callable[[], None]
+
+
+def worker_processes(supervisor: Process) -> list[int]:
+    """The Dramatiq worker processes (not their master) under ``supervisor``."""
+    master = wait_until(lambda: children(supervisor.popen.pid), timeout=60, what="the Dramatiq master")[0]
+    found: list[int] = wait_until(lambda: children(master), timeout=30, what="a Dramatiq worker process")
+    return found
+
+
+def signal_all(pids: list[int], signum: signal.Signals) -> None:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signum)
+
+
+def bind_pid(bind: Bind) -> int:
+    return int((bind.directory / "named.pid").read_text().split()[0])
+
+
+def holding_a_transaction(database_url: str, pids: list[int]) -> int | None:
+    """Which of ``pids`` has a transaction open in PostgreSQL and waits on something else (DNS, say):
+    its connection, found by the client port PostgreSQL sees and the sockets each process holds."""
+    dsn = database_url.replace("postgresql+psycopg2://", "postgresql://")
+    with psycopg2.connect(dsn, connect_timeout=5) as connection, connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT client_port FROM pg_stat_activity WHERE state = 'idle in transaction'"
+            " AND application_name = 'hostmaster' AND datname = current_database() AND backend_xid IS NOT NULL"
+        )
+        ports = {port for (port,) in cursor.fetchall()}
+    inodes = {}  # socket inode → local port, from the kernel's table of TCP sockets
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        inodes[fields[9]] = int(fields[1].split(":")[1], 16)
+    for pid in pids:
+        for fd in Path(f"/proc/{pid}/fd").glob("*"):
+            with contextlib.suppress(OSError):
+                target = os.readlink(fd)
+                if target.startswith("socket:[") and inodes.get(target[8:-1]) in ports:
+                    return pid
+    return None

@@ -6,11 +6,15 @@ state and what the users asked for. `make test-faults`; the table is printed at 
 
 from __future__ import annotations
 
+import os
+import re
+import signal
 import threading
 import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import dns.name
@@ -282,3 +286,82 @@ def test_every_request_ends_nothing_is_lost_and_dns_matches(stack: FaultStack, s
     row = run(stack, label, lambda: SCENARIOS[scenario](stack))
     row.scenario = scenario
     check(stack, row)
+
+
+COALESCED = 250  # requests of one zone in the backlog a pass takes (at least 200 of them at once)
+_APPLIED_WITH = re.compile(r"applied with (\d+) others of its zone")
+
+
+def test_a_worker_killed_in_the_middle_of_a_coalesced_batch_loses_nothing(stack: FaultStack) -> None:
+    """kill -9 the worker process whose pass of at least 200 requests of one zone is between
+    its claim and its commit: the pass left no trace, every request is applied by its own
+    message (redelivered, or still queued), none is lost or stuck, and DNS equals the desired state.
+
+    To be sure the kill lands inside the pass, the backlog is built while the workers are
+    stopped (SIGSTOP), and BIND is stopped while they resume: the pass claims, then waits for
+    the primary's answer to its UPDATE, and is killed there."""
+    label = f"batch-{uuid.uuid4().hex[:4]}"
+    names = [f"{label}-c{index}.{ZONE}" for index in range(COALESCED)]
+    workers = faults.worker_processes(stack.worker)
+    log_start = len(stack.worker.log_path.read_text())
+    faults.signal_all(workers, signal.SIGSTOP)
+    try:
+        headers = {"Authorization": f"Bearer {stack.users_key}"}
+        with httpx.Client(base_url=stack.api.url, timeout=30, headers=headers) as http:
+
+            def put(index: int) -> str:
+                answer = http.put(f"/api/v1/records/{names[index]}/A", json={"values": [f"192.0.2.{index % 250 + 1}"]})
+                assert answer.status_code == 202, answer.text
+                return str(answer.json()["request_id"])
+
+            with ThreadPoolExecutor(8) as pool:
+                request_ids = list(pool.map(put, range(COALESCED)))
+        named = faults.bind_pid(stack.bind)
+        os.kill(named, signal.SIGSTOP)
+    finally:
+        faults.signal_all(workers, signal.SIGCONT)
+    began = time.monotonic()
+    try:
+
+        def largest_pass() -> int:
+            sizes = _APPLIED_WITH.findall(stack.worker.log_path.read_text()[log_start:])
+            return max((int(size) + 1 for size in sizes), default=0)
+
+        largest = wait_until(lambda: largest_pass() >= 200 and largest_pass(), timeout=30, what="a pass of 200")
+        database_url = stack.env["HOSTMASTER_DATABASE_URL"]
+        holder = wait_until(
+            lambda: faults.holding_a_transaction(database_url, workers), timeout=10, what="the pass's worker process"
+        )
+        os.kill(holder, signal.SIGKILL)  # the other worker process goes on
+    finally:
+        os.kill(named, signal.SIGCONT)
+    ends: Counter[str] = Counter()
+    deadline = time.monotonic() + DRAIN_S
+    pending = set(request_ids)
+    while pending and time.monotonic() < deadline:
+        for request_id in list(pending):
+            body = stack.admin.get(f"/api/v1/requests/{request_id}").json()
+            if body.get("status") in TERMINAL:
+                ends["succeeded" if body["status"] == "succeeded" else f"failed: {body['error_code']}"] += 1
+                pending.discard(request_id)
+        time.sleep(1.0)
+    drain_s = time.monotonic() - began
+    finals = [stack.admin.get(f"/api/v1/requests/{request_id}").json() for request_id in request_ids]
+    started = Counter(event["step"] for final in finals for event in final["events"])
+    row = Row(
+        f"kill -9 a worker mid-batch ({largest} requests in its pass)",
+        sent=COALESCED,
+        succeeded=ends.pop("succeeded", 0),
+        failed=Counter({reason.removeprefix("failed: "): n for reason, n in ends.items()}),
+        lost=len(pending),
+        drain_s=drain_s,
+        disturbed=sum(1 for final in finals if [event["step"] for event in final["events"]].count("started") > 1),
+    )
+    ROWS.append(row)
+    print(f"\n{row.scenario}: steps {dict(started)}")
+    for index, name in enumerate(names):
+        stack.promised[(name + ".", "A")] = [f"192.0.2.{index % 250 + 1}"]
+    check(stack, row)
+    for final in finals:  # the killed pass recorded nothing: each request's steps are one attempt's
+        steps = [event["step"] for event in final["events"] if event["component"] == "worker"]
+        assert steps[-3:] == ["dns_sent", "dns_verified", "succeeded"], final

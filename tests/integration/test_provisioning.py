@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 
 import dns.query
@@ -19,7 +18,7 @@ from tests.conftest import (
     ZONE,
     Bind,
     Process,
-    rabbitmq_connection,
+    dead_lettered,
     unique_label,
     wait_for_terminal,
     wait_until,
@@ -152,15 +151,7 @@ def dead_lettered_request_ids(queue_name: str, *, expect: str) -> set[str]:
     """The request ids of the messages in the dead-letter queue (read, then put back)."""
 
     def read() -> set[str]:
-        connection = rabbitmq_connection()
-        channel = connection.channel()
-        found = set()
-        while True:
-            method, _properties, body = channel.basic_get(f"{queue_name}.XQ", auto_ack=False)
-            if method is None:
-                break
-            found.add(json.loads(body)["args"][0])
-        connection.close()  # unacknowledged messages go back to the queue
+        found = dead_lettered(queue_name)
         return found if expect in found else set()
 
     ids: set[str] = wait_until(read, timeout=15, what="the message in the dead-letter queue", interval=0.5)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import dns.rrset
 
-from workers.apply import classify_drift
 from workers.rfc2136 import RRsetChange
+from workers.updates import classify_drift
 
 WWW = ("www.example.test.", "A")
 
