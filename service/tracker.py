@@ -7,14 +7,15 @@ change of state it describes, and one JSON log line.
 
 from __future__ import annotations
 
+import functools
+import json
 import logging
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, bindparam, insert, update
-from sqlalchemy import select as sa_select
+from sqlalchemy import Engine, TextClause, text
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -28,6 +29,47 @@ from service.payloads import storable
 logger = logging.getLogger(__name__)
 
 EventRow = dict[str, Any]  # the columns of one request_event row
+
+# The tracker's writes are fixed SQL, compiled once: building them per call with the ORM or
+# Core's multi-row VALUES cost more CPU than the round trips they replaced (docs/performance.md).
+_OPENED_COLUMNS = (
+    "id",
+    "source",
+    "client",
+    "operation",
+    "idempotency_key",
+    "payload_hash",
+    "status",
+    "attempts",
+    "kafka_topic",
+    "kafka_partition",
+    "kafka_offset",
+    "created_at",
+    "updated_at",
+)
+_OPEN = text(
+    """
+    WITH opened AS (
+        INSERT INTO request (id, source, client, operation, idempotency_key, payload_hash, status, attempts,
+            kafka_topic, kafka_partition, kafka_offset, created_at, updated_at, payload)
+        VALUES (:id, :source, :client, :operation, :idempotency_key, :payload_hash, :status, :attempts,
+            :kafka_topic, :kafka_partition, :kafka_offset, :created_at, :updated_at, CAST(:payload AS jsonb))
+        RETURNING id
+    )
+    INSERT INTO request_event (request_id, at, step, component, client, detail)
+    SELECT id, :event_at, :event_step, :event_component, :event_client, CAST(:event_detail AS jsonb) FROM opened
+    """
+)
+# Steps as arrays, one per column: one statement and one compiled form for any number of rows.
+_EVENTS = """
+    INSERT INTO request_event (request_id, at, step, component, client, detail)
+    SELECT request_id, at, step, component, client, CAST(detail AS jsonb)
+    FROM unnest(CAST(:event_request_ids AS uuid[]), CAST(:event_ats AS timestamptz[]), CAST(:event_steps AS text[]),
+        CAST(:event_components AS text[]), CAST(:event_clients AS text[]), CAST(:event_details AS text[]))
+        AS e(request_id, at, step, component, client, detail)
+"""
+_INSERT_EVENTS = text(_EVENTS)
+_ADVANCE_COLUMNS = frozenset({"zone_id", "error_code", "error_detail", "attempts"})
 
 
 def open_request(
@@ -69,13 +111,21 @@ def open_request(
     if origin:
         detail.update(topic=origin.topic, partition=origin.partition, offset=origin.offset)
     received = event(request_id, Step.received, component, **detail)
-    opened = insert(Request).values(request.model_dump()).returning(col(Request.id)).cte("opened")
-    columns = RequestEvent.__table__.c  # type: ignore[attr-defined]
-    rest = [bindparam(f"event_{name}", value, type_=columns[name].type) for name, value in received.items()]
-    statement = insert(RequestEvent).from_select(list(received), sa_select(opened.c.id, *rest[1:]))
+    parameters = {
+        **{name: getattr(request, name) for name in _OPENED_COLUMNS},
+        "id": str(request_id),
+        "source": str(request.source),
+        "status": str(request.status),
+        "payload": json.dumps(request.payload),
+        "event_at": received["at"],
+        "event_step": received["step"],
+        "event_component": received["component"],
+        "event_client": received["client"],
+        "event_detail": json.dumps(received["detail"]),
+    }
     try:
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-            connection.execute(statement)
+            connection.execute(_OPEN, parameters)
     except IntegrityError as exc:
         if "idempotency" in str(exc.orig):
             raise RepeatedRequest(f"idempotency key {idempotency_key} was taken meanwhile") from exc
@@ -128,7 +178,7 @@ def event(request_id: uuid.UUID, step: Step, component: str, *, client: str | No
 def insert_events(session: Session, rows: Sequence[EventRow]) -> None:
     """Write many steps (of one request or of many) in one INSERT, in the caller's transaction."""
     if rows:
-        session.execute(insert(RequestEvent), list(rows))
+        session.execute(_INSERT_EVENTS, _event_arrays(rows))
 
 
 def advance(
@@ -138,18 +188,36 @@ def advance(
     events: Sequence[EventRow],
     **columns: Any,
 ) -> None:
-    """Move the request to ``status`` (and set ``columns``) and record ``events``, in the caller's
-    transaction: one statement, however many events."""
-    values = {"status": status.value, "updated_at": utcnow(), **columns}
-    if "error_detail" in values:
-        values["error_detail"] = storable(values["error_detail"])  # a reason may quote the client's input
-    table = Request.__table__  # type: ignore[attr-defined]
-    moved = update(table).where(table.c.id == request_id).values(values)
-    if not events:
-        session.execute(moved)
-        return
+    """Move the request to ``status`` (and set ``columns``: zone_id, error_code, error_detail,
+    attempts) and record ``events``, in the caller's transaction: one statement, however many events."""
+    unknown = set(columns) - _ADVANCE_COLUMNS
+    if unknown:
+        raise TypeError(f"advance() cannot set {sorted(unknown)}")
+    if "error_detail" in columns:
+        columns["error_detail"] = storable(columns["error_detail"])  # a reason may quote the client's input
+    parameters = {"id": str(request_id), "status": status.value, "updated_at": utcnow(), **columns}
+    if events:
+        parameters.update(_event_arrays(events))
+    session.execute(_advance_statement(frozenset(columns), bool(events)), parameters)
+
+
+@functools.cache
+def _advance_statement(columns: frozenset[str], with_events: bool) -> TextClause:
+    assignments = ", ".join(f"{name} = :{name}" for name in ("status", "updated_at", *sorted(columns)))
+    moved = f"UPDATE request SET {assignments} WHERE id = :id"  # noqa: S608 (names from _ADVANCE_COLUMNS)
     # One statement: the UPDATE as a data-modifying CTE of the events' INSERT.
-    session.execute(insert(RequestEvent.__table__).values(list(events)).add_cte(moved.cte("moved")))  # type: ignore[attr-defined]
+    return text(f"WITH moved AS ({moved}) {_EVENTS}" if with_events else moved)
+
+
+def _event_arrays(rows: Sequence[EventRow]) -> dict[str, list[Any]]:
+    return {
+        "event_request_ids": [str(row["request_id"]) for row in rows],
+        "event_ats": [row["at"] for row in rows],
+        "event_steps": [row["step"] for row in rows],
+        "event_components": [row["component"] for row in rows],
+        "event_clients": [row["client"] for row in rows],
+        "event_details": [json.dumps(row["detail"]) for row in rows],
+    }
 
 
 def set_status(
