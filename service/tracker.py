@@ -69,7 +69,7 @@ _EVENTS = """
         AS e(request_id, at, step, component, client, detail)
 """
 _INSERT_EVENTS = text(_EVENTS)
-_ADVANCE_COLUMNS = frozenset({"zone_id", "error_code", "error_detail", "attempts"})
+_ADVANCE_COLUMNS = frozenset({"zone_id", "error_code", "error_detail", "attempts", "idempotency_key"})
 
 
 def open_request(
@@ -189,7 +189,8 @@ def advance(
     **columns: Any,
 ) -> None:
     """Move the request to ``status`` (and set ``columns``: zone_id, error_code, error_detail,
-    attempts) and record ``events``, in the caller's transaction: one statement, however many events."""
+    attempts, idempotency_key) and record ``events``, in the caller's transaction: one
+    statement, however many events."""
     unknown = set(columns) - _ADVANCE_COLUMNS
     if unknown:
         raise TypeError(f"advance() cannot set {sorted(unknown)}")

@@ -162,8 +162,13 @@ async def read_model(request: Request, model: type[ModelT], settings: Settings) 
 
 
 def status_url(request: Request, outcome: provisioning.Outcome) -> str:
+    """The request's URL (looked up once per call: the route search is not free)."""
     assert outcome.request is not None
-    return str(request.url_for("get_request", request_id=str(outcome.request.id)))
+    found: str | None = getattr(request.state, "status_url", None)
+    if found is None:
+        found = str(request.url_for("get_request", request_id=str(outcome.request.id)))
+        request.state.status_url = found
+    return found
 
 
 def accepted(request: Request, outcome: provisioning.Outcome) -> RequestAccepted:

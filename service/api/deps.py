@@ -1,4 +1,8 @@
-"""Dependencies shared by the routes: the engine, a session per request, the dispatcher."""
+"""Dependencies shared by the routes: the engine, a session per request, the dispatcher.
+
+The ones that only read ``app.state`` are ``async``: FastAPI runs a plain ``def`` dependency
+in its thread pool, a thread hop per dependency per request.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +17,7 @@ from service.dispatch import Dispatcher
 from service.settings import Settings
 
 
-def get_engine(request: Request) -> Engine:
+async def get_engine(request: Request) -> Engine:
     engine: Engine = request.app.state.engine
     return engine
 
@@ -23,12 +27,12 @@ def get_session(engine: Annotated[Engine, Depends(get_engine)]) -> Iterator[Sess
         yield session
 
 
-def get_dispatcher(request: Request) -> Dispatcher:
+async def get_dispatcher(request: Request) -> Dispatcher:
     dispatcher: Dispatcher = request.app.state.dispatcher
     return dispatcher
 
 
-def get_app_settings(request: Request) -> Settings:
+async def get_app_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
