@@ -98,14 +98,32 @@ def _finite(text: str) -> float:
 
 
 def call_for(event: Event) -> Call:
-    if event.operation == "record.create":
-        return Call("POST", "/api/v1/records", event.body)
-    if event.operation == "changeset":
-        return Call("POST", f"/api/v2/zones/{quote(event.zone or '', safe='')}/changes", event.body)
-    path = f"/api/v1/records/{quote(event.name or '', safe='')}/{quote(event.type or '', safe='')}"
-    if event.operation == "record.replace":
-        return Call("PUT", path, event.body)
+    return call_of(write_for(event))
+
+
+def call_of(write: dict[str, Any]) -> Call:
+    """The single REST call of one write of a batch (``write_for``)."""
+    operation = write["operation"]
+    if operation == "record.create":
+        return Call("POST", "/api/v1/records", write.get("body"))
+    if operation == "changeset":
+        return Call("POST", f"/api/v2/zones/{quote(write.get('zone') or '', safe='')}/changes", write.get("body"))
+    path = f"/api/v1/records/{quote(write.get('name') or '', safe='')}/{quote(write.get('type') or '', safe='')}"
+    if operation == "record.replace":
+        return Call("PUT", path, write.get("body"))
     return Call("DELETE", path, None)
+
+
+def write_for(event: Event) -> dict[str, Any]:
+    """The event as one write of ``POST /api/v2/requests:batch``: what ``call_for`` puts in a path and body."""
+    write: dict[str, Any] = {"operation": event.operation}
+    if event.operation == "changeset":
+        write["zone"] = event.zone
+    elif event.operation != "record.create":
+        write.update(name=event.name, type=event.type)
+    if event.operation != "record.delete":
+        write["body"] = event.body
+    return write
 
 
 def json_schema() -> dict[str, Any]:

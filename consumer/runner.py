@@ -1,8 +1,10 @@
-"""The consume loop: one event at a time, an offset committed only once its event is decided.
+"""The consume loop: a poll's events decided by the API in few calls, an offset committed only
+once its event is decided.
 
 Per message: oversize, not JSON or not the contract → dead-letter topic. Otherwise the API
-call, as the consumer's own client, with ``Idempotency-Key`` = the event id (or
-topic:partition:offset) so a message read twice makes one request. Accepted (2xx) or refused
+call (one write of a batch call, ``POST /api/v2/requests:batch``), as the consumer's own
+client, with ``Idempotency-Key`` = the event id (or topic:partition:offset) so a message read
+twice makes one request. Accepted (2xx) or refused
 (4xx) → committed; a refusal also goes to the dead-letter topic, and its result to the
 results topic. No decision → tried again, nothing fetched or committed meanwhile. Writing to
 Kafka is tried again too: nothing is committed before its dead letter or result is written.
@@ -17,7 +19,6 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,7 +29,7 @@ from tenacity import Retrying, retry_if_exception_type, stop_when_event_set, wai
 
 from consumer import metrics
 from consumer.api import ApiClient, Decision, Stopping
-from consumer.contract import BadEvent, call_for, decode
+from consumer.contract import BadEvent, Call, Event, call_for, decode, write_for
 from service.context import bound_request_id, parse_request_id
 from service.settings import Settings
 
@@ -37,6 +38,38 @@ logger = logging.getLogger(__name__)
 TERMINAL = ("succeeded", "failed", "rejected")
 DLQ_VALUE_LIMIT = 64 * 1024  # an oversize value is cut to this in its dead letter
 _HEADER_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
+
+
+@dataclass
+class Ready:
+    """An event that passed the consumer's own checks, with what its call to the API carries."""
+
+    record: Any
+    event: Event
+    request_id: uuid.UUID
+    idempotency_key: str
+
+    @property
+    def origin(self) -> dict[str, str]:
+        return {
+            "X-Kafka-Topic": self.record.topic,
+            "X-Kafka-Partition": str(self.record.partition),
+            "X-Kafka-Offset": str(self.record.offset),
+        }
+
+    @property
+    def call(self) -> Call:
+        return call_for(self.event)
+
+    def write(self) -> dict[str, Any]:
+        """The event as one write of a batch: its call, key, request id and origin."""
+        kafka = {"topic": self.record.topic, "partition": self.record.partition, "offset": self.record.offset}
+        return {
+            **write_for(self.event),
+            "idempotency_key": self.idempotency_key,
+            "request_id": str(self.request_id),
+            "kafka": kafka,
+        }
 
 
 @dataclass
@@ -62,80 +95,117 @@ class Runner:
         self.stop = stop
         self.counts = Counts()
         self.last_stats = time.monotonic()
-        self.lanes = ThreadPoolExecutor(settings.consumer_concurrency, thread_name_prefix="lane")
 
     def run(self) -> None:
         logger.info("consuming %s as group %s", self.settings.kafka_topic, self.settings.kafka_group_id)
-        try:
-            while not self.stop.is_set():
-                batches = self.consumer.poll(timeout_ms=500, max_records=self.settings.consumer_concurrency * 8)
-                for records in batches.values():
-                    if not self.decide(records):
-                        return  # stopped: what was not committed is read again after a restart
-                    self.commit(records[-1])  # refused: the partition moved, and its batch is read again
-                self._stats()
-        finally:
-            self.lanes.shutdown(wait=True)
+        while not self.stop.is_set():
+            batches = self.consumer.poll(timeout_ms=500, max_records=self.settings.consumer_batch)
+            for records in batches.values():
+                if not self.decide(records):
+                    return  # stopped: what was not committed is read again after a restart
+                self.commit(records[-1])  # refused: the partition moved, and its batch is read again
+            self._stats()
 
     def decide(self, records: list[Any]) -> bool:
-        """Decide one partition's batch: events about different names at once, about one name in order.
+        """Decide one partition's batch: events about different names together, about one name in order.
 
-        A change set, or a message that is not an event, is decided alone, after everything
-        before it and before anything after it. False when stopped before the end.
+        Each run of events is cut into rounds — the first event of every name, then the second, …
+        — and each round goes to the API in one call (``POST /api/v2/requests:batch``); a change
+        set, or a message that is not an event, is decided alone, after everything before it and
+        before anything after it. False when stopped before the end.
         """
         for segment in _segments(records):
+            if len(segment) == 1 and segment[0][0] == "":
+                if not self._decide_alone(segment[0][1]):
+                    return False
+                continue
             lanes: dict[str, list[Any]] = {}
             for lane, record in segment:
                 lanes.setdefault(lane, []).append(record)
-            deciding = [self.lanes.submit(self._decide_lane, lane) for lane in lanes.values()]
-            if not all(future.result() for future in deciding):
-                return False
+            for depth in range(max(len(lane) for lane in lanes.values())):
+                round_ = [lane[depth] for lane in lanes.values() if depth < len(lane)]
+                for start in range(0, len(round_), self.settings.consumer_batch):
+                    if not self._decide_round(round_[start : start + self.settings.consumer_batch]):
+                        return False
         return True
 
-    def _decide_lane(self, records: list[Any]) -> bool:
-        for record in records:
-            if self.stop.is_set():
-                return False
-            try:
-                self.handle(record)
-            except Stopping:
-                return False
+    def _decide_alone(self, record: Any) -> bool:
+        if self.stop.is_set():
+            return False
+        try:
+            self.handle(record)
+        except Stopping:
+            return False
+        return True
+
+    def _decide_round(self, records: list[Any]) -> bool:
+        """Events about different names, decided in one call to the API (one by one when the batch is 1)."""
+        if self.stop.is_set():
+            return False
+        if self.settings.consumer_batch == 1:
+            return all(self._decide_alone(record) for record in records)
+        prepared = [ready for record in records if (ready := self._prepare(record)) is not None]
+        if not prepared:
+            return True
+        writes = [ready.write() for ready in prepared]
+        try:
+            decisions = self.api.send_batch(writes, request_id=uuid.uuid4())
+            for ready, decision in zip(prepared, decisions, strict=True):
+                with bound_request_id(str(ready.request_id)):
+                    if decision.status_code == 409 and decision.body.get("code") == "request_id_in_use":
+                        decision = self._send_again(ready)
+                    self._conclude(ready, decision)
+        except Stopping:
+            return False
         return True
 
     def handle(self, record: Any) -> None:
+        """Decide one message through its single REST call."""
+        ready = self._prepare(record)
+        if ready is None:
+            return
+        with bound_request_id(str(ready.request_id)):
+            decision = self.api.send(
+                ready.call, request_id=ready.request_id, idempotency_key=ready.idempotency_key, origin=ready.origin
+            )
+            if decision.status_code == 409 and decision.body.get("code") == "request_id_in_use":
+                decision = self._send_again(ready)
+            self._conclude(ready, decision)
+
+    def _send_again(self, ready: Ready) -> Decision:
+        """The producer reused a request id: this event gets its own."""
+        ready.request_id = uuid.uuid4()
+        return self.api.send(
+            ready.call, request_id=ready.request_id, idempotency_key=ready.idempotency_key, origin=ready.origin
+        )
+
+    def _prepare(self, record: Any) -> Ready | None:
+        """The event of ``record`` with what its call carries; None when it was dead-lettered here."""
         headers = {key: value for key, value in (record.headers or [])}
         given = headers.get("request-id")
         request_id = parse_request_id(given.decode("latin-1") if isinstance(given, bytes) else None) or uuid.uuid4()
         with bound_request_id(str(request_id)):
-            self._handle(record, headers, request_id)
+            where = f"{record.topic}:{record.partition}:{record.offset}"
+            limit = self.settings.consumer_max_message_bytes
+            if record.value is not None and len(record.value) > limit:
+                self.dead_letter(record, "oversize", f"{len(record.value)} bytes; the limit is {limit}", request_id)
+                return None
+            try:
+                event = decode(record.value)
+            except BadEvent as exc:
+                self.dead_letter(record, exc.reason, exc.detail, request_id)
+                return None
+            key_header = headers.get("idempotency-key")
+            idempotency_key = key_header.decode("latin-1") if key_header else (event.event_id or where)
+            if not _HEADER_KEY.match(idempotency_key):
+                reason = "the idempotency-key header is not 1 to 255 printable ASCII characters"
+                self.dead_letter(record, "invalid_header", reason, request_id)
+                return None
+        return Ready(record, event, request_id, idempotency_key)
 
-    def _handle(self, record: Any, headers: dict[str, bytes], request_id: uuid.UUID) -> None:
-        where = f"{record.topic}:{record.partition}:{record.offset}"
-        limit = self.settings.consumer_max_message_bytes
-        if record.value is not None and len(record.value) > limit:
-            self.dead_letter(record, "oversize", f"{len(record.value)} bytes; the limit is {limit}", request_id)
-            return
-        try:
-            event = decode(record.value)
-        except BadEvent as exc:
-            self.dead_letter(record, exc.reason, exc.detail, request_id)
-            return
-        key_header = headers.get("idempotency-key")
-        idempotency_key = key_header.decode("latin-1") if key_header else (event.event_id or where)
-        if not _HEADER_KEY.match(idempotency_key):
-            reason = "the idempotency-key header is not 1 to 255 printable ASCII characters"
-            self.dead_letter(record, "invalid_header", reason, request_id)
-            return
-        origin = {
-            "X-Kafka-Topic": record.topic,
-            "X-Kafka-Partition": str(record.partition),
-            "X-Kafka-Offset": str(record.offset),
-        }
-        call = call_for(event)
-        decision = self.api.send(call, request_id=request_id, idempotency_key=idempotency_key, origin=origin)
-        if decision.status_code == 409 and decision.body.get("code") == "request_id_in_use":
-            request_id = uuid.uuid4()  # the producer reused a request id: this event gets its own
-            decision = self.api.send(call, request_id=request_id, idempotency_key=idempotency_key, origin=origin)
+    def _conclude(self, ready: Ready, decision: Decision) -> None:
+        """Act on the API's decision: a result when it ended at once, a dead letter and a result when refused."""
+        event = ready.event
         self.counts.processed += 1
         metrics.EVENTS.labels("processed").inc()
         if decision.accepted:
@@ -146,7 +216,8 @@ class Runner:
             return
         code = str(decision.body.get("code", "rejected"))
         reason = "forbidden" if code == "zone_not_granted" else code
-        self.dead_letter(record, reason, str(decision.body.get("detail", ""))[:1000], request_id, decision)
+        detail = str(decision.body.get("detail", ""))[:1000]
+        self.dead_letter(ready.record, reason, detail, ready.request_id, decision)
         self.result(event.event_id, decision, "rejected")
 
     def dead_letter(

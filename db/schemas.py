@@ -489,3 +489,51 @@ class ReconciliationPublic(SQLModel):
     unmanaged: int = Field(description="RRsets served that Hostmaster does not manage.")
     error: str | None = Field(description="Why the zone could not be reconciled (status error).")
     differences: list[DifferencePublic]
+
+
+class KafkaOriginIn(_Strict):
+    """Where the Kafka consumer read the event a write comes from."""
+
+    topic: str = Field(min_length=1, max_length=249, schema_extra={"pattern": r"^[A-Za-z0-9._-]+$"})
+    partition: int = Field(ge=0, le=2**31 - 1)
+    offset: int = Field(ge=0, le=2**63 - 1)
+
+
+class BatchWriteIn(_Strict):
+    """One write of a batch: what its single call would carry, in its path, headers and body."""
+
+    operation: Literal["record.create", "record.replace", "record.delete", "changeset"]
+    zone: str | None = Field(default=None, max_length=255, description="changeset: the zone (its path).")
+    name: str | None = Field(default=None, max_length=255, description="record.replace/delete: the owner name.")
+    type: str | None = Field(default=None, max_length=10, description="record.replace/delete: the type.")
+    body: dict[str, Any] | None = Field(
+        default=None,
+        description="The single call's body (none for record.delete): RecordCreate, RecordReplace, ChangeSetIn.",
+    )
+    idempotency_key: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=255,
+        description="As `Idempotency-Key`.",
+        schema_extra={"pattern": r"^[\x21-\x7e]+$"},
+    )
+    request_id: uuid.UUID | None = Field(default=None, description="As `X-Request-ID`; a new one when absent.")
+    kafka: KafkaOriginIn | None = Field(default=None, description="As `X-Kafka-Topic`/`-Partition`/`-Offset`.")
+
+
+class BatchIn(_Strict):
+    """Up to HOSTMASTER_MAX_BATCH_WRITES writes, each its own request, accepted in this order."""
+
+    writes: list[BatchWriteIn] = Field(min_length=1)
+
+
+class BatchAnswer(SQLModel):
+    """The write's answer as its single call would give it: its status code and body."""
+
+    status: int = Field(description="202, 200 (nothing to change), or the problem's status.")
+    body: dict[str, Any] = Field(description="A RequestAccepted, or a Problem (with retry_after_s when it says so).")
+    replayed: bool = Field(default=False, description="As `Idempotent-Replayed`: the key's earlier request.")
+
+
+class BatchOut(SQLModel):
+    results: list[BatchAnswer] = Field(description="One per write, in the order of `writes`.")

@@ -9,7 +9,18 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from db.engine import make_engine
-from service.api import changesets, clients, deadletters, health, metrics, problems, reconciliation, records, zones
+from service.api import (
+    batch,
+    changesets,
+    clients,
+    deadletters,
+    health,
+    metrics,
+    problems,
+    reconciliation,
+    records,
+    zones,
+)
 from service.api.common import install_body_schemas
 from service.api.headers import SecurityHeadersMiddleware
 from service.api.instrument import HttpMetricsMiddleware
@@ -65,6 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(metrics.router)
     app.include_router(records.router)
     app.include_router(changesets.router)
+    app.include_router(batch.router)
     app.include_router(zones.router)
     app.include_router(reconciliation.router)
     app.include_router(clients.router)

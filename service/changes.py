@@ -75,13 +75,15 @@ def plan(
     single: bool = False,
     principal: Principal | None = None,
     max_values: int = MAX_VALUES,
+    registry: Sequence[Zone] | None = None,
 ) -> list[PlanItem]:
     """What ``changes`` would do, or InvalidRequest/Conflict/NotFound/Forbidden saying why not.
 
     ``scope``: the zone of a v2 change set (every owner must be in it); ``single``: a v1
-    call, where a missing RRset is a 404 and an existing one a 409.
+    call, where a missing RRset is a 404 and an existing one a 409. ``registry``: the
+    registered zones, when the caller read them already (a batch reads them once).
     """
-    zones = list(session.exec(select(Zone)).all())
+    zones = list(registry) if registry is not None else list(session.exec(select(Zone)).all())
     operations = parse(changes, zones, scope, field_of, max_values=max_values, principal=principal)
     touched_zones = {op.zone.id: op.zone for op in operations}
     for op in operations:  # the zones of MX, SRV and NS targets, to tell CNAMEs and addresses there

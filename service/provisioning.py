@@ -11,7 +11,7 @@ import hashlib
 import json
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
-from db.models import Request, RequestStatus, Scope, Step, utcnow
+from db.models import Request, RequestStatus, Scope, Step, Zone, utcnow
 from db.schemas import ChangeIn, ChangeSetIn, PlannedChange, RecordCreate, RecordReplace
 from service import changes, tracker, zones
 from service.clients import Principal
@@ -122,27 +122,21 @@ def submit(
     early_error: RequestRejected | None = None
     try:
         payload = parse_json_body(body) if body is not None else {}
-        asked = parser(payload)
-        if len(asked.changes) > max_changes:
-            raise InvalidRequest(
-                [Violation("changes", f"holds {len(asked.changes)} changes; the limit is {max_changes}")]
-            )
-        if not asked.changes:
-            raise InvalidRequest([Violation("changes", "must hold at least one change")])
+        asked = parse_write(parser, payload, max_changes)
     except RequestRejected as exc:
         early_error = exc
     if early_error is None and asked.dry_run:
         with Session(engine) as session:
-            return Outcome(None, [item.public() for item in _plan(session, asked, principal, max_values)])
+            return Outcome(None, [item.public() for item in plan_write(session, asked, principal, max_values)])
 
-    stored = _storable_payload(payload, body)
+    stored = storable_payload(payload, body)
     if target:
         stored = {**stored, "target": target}
     client = principal.name if principal else None
-    payload_hash = _hash(operation, stored) if idempotency_key else None
-    if idempotency_key and (earlier := _earlier(engine, client, idempotency_key, payload_hash, key_window)):
+    payload_hash = hash_of(operation, stored) if idempotency_key else None
+    if idempotency_key and (earlier := earlier_request(engine, client, idempotency_key, payload_hash, key_window)):
         if earlier.request is not None and earlier.request.status == RequestStatus.queued:
-            _enqueue(engine, dispatcher, earlier.request.id)  # its message may never have left: send it again
+            enqueue(engine, dispatcher, earlier.request.id)  # its message may never have left: send it again
         return earlier
     try:
         opened = tracker.open_request(
@@ -157,46 +151,64 @@ def submit(
             origin=origin,
         )
     except tracker.RepeatedRequest:  # the same key, sent twice at once: the other one won
-        earlier = _earlier(engine, client, idempotency_key or "", payload_hash, key_window)
+        earlier = earlier_request(engine, client, idempotency_key or "", payload_hash, key_window)
         assert earlier is not None
         return earlier
     with Session(engine) as session:
         try:
             if early_error is not None:
                 raise early_error
-            items = _plan(session, asked, principal, max_values)
+            items = plan_write(session, asked, principal, max_values)
             planned = [item.public() for item in items]
             changes.commit(session, request_id, items)
         except RequestRejected as exc:
             session.rollback()
-            _reject(session, request_id, exc)
+            record_rejection(session, request_id, exc)
+            session.commit()
             raise
         except Exception:
             session.rollback()
-            _fail_unexpectedly(engine, request_id)
+            fail_unexpectedly(engine, request_id)
             raise
-        zone_ids = {item.zone.id for item in items}
-        opened.zone_id = zone_ids.pop() if len(zone_ids) == 1 else None
-        validated = tracker.event(request_id, Step.validated, COMPONENT, changes=len(items))
-        if items:
-            opened.status = RequestStatus.queued
-            done = tracker.event(request_id, Step.queued, COMPONENT, changes=len(items))
-        else:
-            opened.status = RequestStatus.succeeded
-            done = tracker.event(request_id, Step.succeeded, COMPONENT, reason="nothing to change")
-        tracker.advance(session, request_id, RequestStatus(opened.status), [validated, done], zone_id=opened.zone_id)
+        record_acceptance(session, opened, items)
         session.commit()
     if items:
-        _enqueue(engine, dispatcher, request_id)
+        enqueue(engine, dispatcher, request_id)
     return Outcome(opened, planned)
 
 
-def _hash(operation: str, stored: dict[str, Any]) -> str:
+def parse_write(parser: Parser, payload: Any, max_changes: int) -> ChangeRequest:
+    """The write ``payload`` asks for; InvalidRequest when it holds no change or too many."""
+    asked = parser(payload)
+    if len(asked.changes) > max_changes:
+        raise InvalidRequest([Violation("changes", f"holds {len(asked.changes)} changes; the limit is {max_changes}")])
+    if not asked.changes:
+        raise InvalidRequest([Violation("changes", "must hold at least one change")])
+    return asked
+
+
+def record_acceptance(session: Session, opened: Request, items: Sequence[changes.PlanItem]) -> None:
+    """The request planned as ``items`` (written already): validated, then queued — or, with
+    nothing to change, succeeded at once. In the caller's transaction; ``opened`` follows."""
+    request_id = opened.id
+    zone_ids = {item.zone.id for item in items}
+    opened.zone_id = zone_ids.pop() if len(zone_ids) == 1 else None
+    validated = tracker.event(request_id, Step.validated, COMPONENT, changes=len(items))
+    if items:
+        opened.status = RequestStatus.queued
+        done = tracker.event(request_id, Step.queued, COMPONENT, changes=len(items))
+    else:
+        opened.status = RequestStatus.succeeded
+        done = tracker.event(request_id, Step.succeeded, COMPONENT, reason="nothing to change")
+    tracker.advance(session, request_id, RequestStatus(opened.status), [validated, done], zone_id=opened.zone_id)
+
+
+def hash_of(operation: str, stored: dict[str, Any]) -> str:
     canonical = json.dumps({"operation": operation, "payload": stored}, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode("utf-8", errors="backslashreplace")).hexdigest()
 
 
-def _earlier(
+def earlier_request(
     engine: Engine, client: str | None, key: str, payload_hash: str | None, window: KeyWindow
 ) -> Outcome | None:
     """The request this client made with ``key``: the same body gives it back, another is a 409."""
@@ -244,15 +256,20 @@ def _earlier(
         return Outcome(found, changes, repeated=True)
 
 
-def _storable_payload(payload: Any, body: bytes | None) -> dict[str, Any]:
+def storable_payload(payload: Any, body: bytes | None) -> dict[str, Any]:
     if payload is None:  # the body is not JSON
         return unparsed(body or b"")
     return payload if isinstance(payload, dict) else {"body": payload}
 
 
-def _plan(
-    session: Session, asked: ChangeRequest, principal: Principal | None, max_values: int
+def plan_write(
+    session: Session,
+    asked: ChangeRequest,
+    principal: Principal | None,
+    max_values: int,
+    registry: Sequence[Zone] | None = None,
 ) -> list[changes.PlanItem]:
+    """The plan of one write (service/changes.py); ``registry``: the zones, when read already."""
     scope = zones.get_zone(session, asked.zone) if asked.zone is not None else None
     if scope is not None and principal is not None:
         principal.require(Scope.write, [scope.name])
@@ -265,10 +282,11 @@ def _plan(
         single=asked.single,
         principal=principal,
         max_values=max_values,
+        registry=registry,
     )
 
 
-def _enqueue(engine: Engine, dispatcher: Dispatcher, request_id: uuid.UUID) -> None:
+def enqueue(engine: Engine, dispatcher: Dispatcher, request_id: uuid.UUID) -> None:
     try:
         dispatcher.enqueue_apply(request_id)
     except DependencyUnavailable as exc:
@@ -287,7 +305,7 @@ def _model(model: type[Any], payload: Any) -> Any:
         raise InvalidRequest(violations_from_pydantic(exc)) from None
 
 
-def _fail_unexpectedly(engine: Engine, request_id: uuid.UUID) -> None:
+def fail_unexpectedly(engine: Engine, request_id: uuid.UUID) -> None:
     """Best effort: a request that hit a fault of ours ends failed, not received forever."""
     try:
         with Session(engine) as session:
@@ -306,7 +324,8 @@ def _fail_unexpectedly(engine: Engine, request_id: uuid.UUID) -> None:
         logger.exception("could not record the failure of request %s", request_id)
 
 
-def _reject(session: Session, request_id: uuid.UUID, exc: RequestRejected) -> None:
+def record_rejection(session: Session, request_id: uuid.UUID, exc: RequestRejected) -> None:
+    """The request is rejected with ``exc``'s reason, in the caller's transaction."""
     detail: dict[str, Any] = {"code": exc.code, "reason": exc.detail}
     if isinstance(exc, InvalidRequest):
         detail["violations"] = [violation.as_json() for violation in exc.violations]
@@ -319,4 +338,3 @@ def _reject(session: Session, request_id: uuid.UUID, exc: RequestRejected) -> No
         error_detail=exc.detail,
         idempotency_key=None,  # a refusal changed nothing: sending the same again is a new try
     )
-    session.commit()

@@ -154,8 +154,12 @@ class Settings(BaseSettings):
         default=1_048_576, ge=1024, description="Largest event the consumer reads; larger ones are dead-lettered."
     )
     consumer_retry_max_s: float = Field(default=30.0, gt=0, description="Longest wait between tries of the API.")
-    consumer_concurrency: int = Field(
-        default=16, ge=1, le=256, description="Events the consumer decides at once (those about one name in order)."
+    consumer_batch: int = Field(
+        default=100,
+        ge=1,
+        le=500,
+        description="Events the consumer fetches at a time and sends to the API in one call "
+        "(`POST /api/v2/requests:batch`, those about one name in order); 1: each event through its own REST call.",
     )
     consumer_stats_interval_s: float = Field(
         default=30.0, gt=0, description="Seconds between two statistics lines of the consumer."
@@ -181,6 +185,12 @@ class Settings(BaseSettings):
     api_port: int = Field(default=8000, description="Port the API listens on.")
     max_body_bytes: int = Field(default=4_194_304, ge=1024, description="Largest request body, bytes (413 beyond).")
     max_changes: int = Field(default=10_000, ge=1, description="Most changes in one change set.")
+    max_batch_writes: int = Field(
+        default=500,
+        ge=1,
+        le=10_000,
+        description="Most writes in one `POST /api/v2/requests:batch` (each its own request).",
+    )
 
     # Web console (/ui).
     console_logs_url: str = Field(

@@ -32,7 +32,20 @@ EventRow = dict[str, Any]  # the columns of one request_event row
 
 # The tracker's writes are fixed SQL, compiled once: building them per call with the ORM or
 # Core's multi-row VALUES cost more CPU than the round trips they replaced (docs/performance.md).
-_OPENED_COLUMNS = (
+_OPEN = text(
+    """
+    WITH opened AS (
+        INSERT INTO request (id, source, client, operation, idempotency_key, payload_hash, status, attempts,
+            kafka_topic, kafka_partition, kafka_offset, created_at, updated_at, payload)
+        VALUES (:id, :source, :client, :operation, :idempotency_key, :payload_hash, :status, :attempts,
+            :kafka_topic, :kafka_partition, :kafka_offset, :created_at, :updated_at, CAST(:payload AS jsonb))
+        RETURNING id
+    )
+    INSERT INTO request_event (request_id, at, step, component, client, detail)
+    SELECT id, :event_at, :event_step, :event_component, :event_client, CAST(:event_detail AS jsonb) FROM opened
+    """
+)
+_OPENED = (
     "id",
     "source",
     "client",
@@ -46,18 +59,31 @@ _OPENED_COLUMNS = (
     "kafka_offset",
     "created_at",
     "updated_at",
+    "payload",
 )
-_OPEN = text(
+# Many at once: a request whose id or idempotency key is taken is skipped (DO NOTHING), and so is its step.
+_OPEN_MANY = text(
     """
     WITH opened AS (
         INSERT INTO request (id, source, client, operation, idempotency_key, payload_hash, status, attempts,
             kafka_topic, kafka_partition, kafka_offset, created_at, updated_at, payload)
-        VALUES (:id, :source, :client, :operation, :idempotency_key, :payload_hash, :status, :attempts,
-            :kafka_topic, :kafka_partition, :kafka_offset, :created_at, :updated_at, CAST(:payload AS jsonb))
+        SELECT * FROM unnest(CAST(:many_id AS uuid[]), CAST(:many_source AS text[]), CAST(:many_client AS text[]),
+            CAST(:many_operation AS text[]), CAST(:many_idempotency_key AS text[]), CAST(:many_payload_hash AS text[]),
+            CAST(:many_status AS text[]), CAST(:many_attempts AS int[]), CAST(:many_kafka_topic AS text[]),
+            CAST(:many_kafka_partition AS int[]), CAST(:many_kafka_offset AS bigint[]),
+            CAST(:many_created_at AS timestamptz[]), CAST(:many_updated_at AS timestamptz[]),
+            CAST(CAST(:many_payload AS text[]) AS jsonb[]))
+        ON CONFLICT DO NOTHING
         RETURNING id
+    ), steps AS (
+        SELECT * FROM unnest(CAST(:event_request_ids AS uuid[]), CAST(:event_ats AS timestamptz[]),
+            CAST(:event_steps AS text[]), CAST(:event_components AS text[]), CAST(:event_clients AS text[]),
+            CAST(:event_details AS text[])) AS e(request_id, at, step, component, client, detail)
     )
     INSERT INTO request_event (request_id, at, step, component, client, detail)
-    SELECT id, :event_at, :event_step, :event_component, :event_client, CAST(:event_detail AS jsonb) FROM opened
+    SELECT s.request_id, s.at, s.step, s.component, s.client, CAST(s.detail AS jsonb)
+    FROM steps s JOIN opened o ON o.id = s.request_id
+    RETURNING request_id
     """
 )
 # Steps as arrays, one per column: one statement and one compiled form for any number of rows.
@@ -91,38 +117,8 @@ def open_request(
     (autocommit: no BEGIN, no COMMIT round trip). Returns the row as committed, detached.
     Raises RepeatedRequest when the client's idempotency key is already taken (by a race).
     """
-    source = Source.kafka if origin else source
-    now = utcnow()
-    request = Request(
-        id=request_id,
-        source=source,
-        client=client,
-        operation=operation,
-        payload=storable(payload),
-        idempotency_key=idempotency_key,
-        payload_hash=payload_hash,
-        kafka_topic=origin.topic if origin else None,
-        kafka_partition=origin.partition if origin else None,
-        kafka_offset=origin.offset if origin else None,
-        created_at=now,
-        updated_at=now,
-    )
-    detail: dict[str, Any] = {"operation": operation, "source": str(source)}
-    if origin:
-        detail.update(topic=origin.topic, partition=origin.partition, offset=origin.offset)
-    received = event(request_id, Step.received, component, **detail)
-    parameters = {
-        **{name: getattr(request, name) for name in _OPENED_COLUMNS},
-        "id": str(request_id),
-        "source": str(request.source),
-        "status": str(request.status),
-        "payload": json.dumps(request.payload),
-        "event_at": received["at"],
-        "event_step": received["step"],
-        "event_component": received["component"],
-        "event_client": received["client"],
-        "event_detail": json.dumps(received["detail"]),
-    }
+    opening = Opening(request_id, operation, payload, source, client, idempotency_key, payload_hash, origin)
+    request, parameters, _ = _opened(opening, component)
     try:
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
             connection.execute(_OPEN, parameters)
@@ -134,6 +130,72 @@ def open_request(
             code="request_id_in_use",
         ) from exc
     return request
+
+
+@dataclass(frozen=True)
+class Opening:
+    """A request to open: what ``open_request`` takes, for ``open_requests``."""
+
+    request_id: uuid.UUID
+    operation: str
+    payload: dict[str, Any]
+    source: Source = Source.api
+    client: str | None = None
+    idempotency_key: str | None = None
+    payload_hash: str | None = None
+    origin: KafkaOrigin | None = None
+
+
+def open_requests(engine: Engine, openings: Sequence[Opening], component: str) -> dict[uuid.UUID, Request]:
+    """``open_request`` for many, in ONE autocommitted statement. Returns the rows opened, by id:
+    an opening whose request id or idempotency key is taken (by a race) is left out, for the
+    caller to open alone, which says why."""
+    if not openings:
+        return {}
+    opened = [_opened(opening, component) for opening in openings]
+    columns = {f"many_{name}": [parameters[name] for _, parameters, _ in opened] for name in _OPENED}
+    steps = _event_arrays([received for _, _, received in opened])
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        inserted = set(connection.execute(_OPEN_MANY, {**columns, **steps}).scalars().all())
+    return {request.id: request for request, _, _ in opened if request.id in inserted}
+
+
+def _opened(opening: Opening, component: str) -> tuple[Request, dict[str, Any], EventRow]:
+    """The request row as it will be committed, the parameters of ``_OPEN`` that write it, its received step."""
+    origin = opening.origin
+    source = Source.kafka if origin else opening.source
+    now = utcnow()
+    request = Request(
+        id=opening.request_id,
+        source=source,
+        client=opening.client,
+        operation=opening.operation,
+        payload=storable(opening.payload),
+        idempotency_key=opening.idempotency_key,
+        payload_hash=opening.payload_hash,
+        kafka_topic=origin.topic if origin else None,
+        kafka_partition=origin.partition if origin else None,
+        kafka_offset=origin.offset if origin else None,
+        created_at=now,
+        updated_at=now,
+    )
+    detail: dict[str, Any] = {"operation": opening.operation, "source": str(source)}
+    if origin:
+        detail.update(topic=origin.topic, partition=origin.partition, offset=origin.offset)
+    received = event(opening.request_id, Step.received, component, client=opening.client, **detail)
+    parameters = {
+        **{name: getattr(request, name) for name in _OPENED},
+        "id": str(opening.request_id),
+        "source": str(request.source),
+        "status": str(request.status),
+        "payload": json.dumps(request.payload),
+        "event_at": received["at"],
+        "event_step": received["step"],
+        "event_component": received["component"],
+        "event_client": received["client"],
+        "event_detail": json.dumps(received["detail"]),
+    }
+    return request, parameters, received
 
 
 @dataclass(frozen=True)

@@ -161,14 +161,17 @@ async def read_model(request: Request, model: type[ModelT], settings: Settings) 
         raise InvalidRequest(violations_from_pydantic(exc)) from None
 
 
+_ANY_ID = "00000000-0000-0000-0000-000000000000"
+
+
 def status_url(request: Request, outcome: provisioning.Outcome) -> str:
-    """The request's URL (looked up once per call: the route search is not free)."""
+    """The request's URL (the route looked up once per call: the search is not free)."""
     assert outcome.request is not None
-    found: str | None = getattr(request.state, "status_url", None)
-    if found is None:
-        found = str(request.url_for("get_request", request_id=str(outcome.request.id)))
-        request.state.status_url = found
-    return found
+    template: str | None = getattr(request.state, "status_url_template", None)
+    if template is None:
+        template = str(request.url_for("get_request", request_id=_ANY_ID))
+        request.state.status_url_template = template
+    return template.replace(_ANY_ID, str(outcome.request.id))
 
 
 def accepted(request: Request, outcome: provisioning.Outcome) -> RequestAccepted:

@@ -40,7 +40,12 @@ PROBLEM_JSON = "application/problem+json"
 def problem(
     status: int, detail: str, *, code: str, headers: dict[str, str] | None = None, **extra: Any
 ) -> JSONResponse:
-    body: dict[str, Any] = {
+    body = problem_body(status, detail, code=code, **extra)
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def problem_body(status: int, detail: str, *, code: str, **extra: Any) -> dict[str, Any]:
+    return {
         "type": f"urn:hostmaster:problem:{code}",
         "title": HTTPStatus(status).phrase,
         "status": status,
@@ -49,7 +54,6 @@ def problem(
         "request_id": current_request_id(),
         **extra,
     }
-    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
 def _violations(violations: list[Violation]) -> list[dict[str, str]]:
@@ -76,6 +80,12 @@ def status_of(exc: HostmasterError) -> int:
 
 async def hostmaster_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HostmasterError)
+    status, body, headers = answer_of(exc)
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def answer_of(exc: HostmasterError) -> tuple[int, dict[str, Any], dict[str, str] | None]:
+    """The status, problem body and headers ``exc`` is answered with (also per write of a batch)."""
     status = status_of(exc)
     extra: dict[str, Any] = {}
     headers = None
@@ -89,7 +99,7 @@ async def hostmaster_error(request: Request, exc: Exception) -> JSONResponse:
         logger.warning("answering 503: %s", exc.detail)
     if status == 500:
         logger.error("unexpected %s: %s", type(exc).__name__, exc.detail)
-    return problem(status, exc.detail, code=exc.code, headers=headers, **extra)
+    return status, problem_body(status, exc.detail, code=exc.code, **extra), headers
 
 
 def violations_of(exc: RequestValidationError) -> list[Violation]:

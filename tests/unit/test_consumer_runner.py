@@ -192,20 +192,31 @@ def test_a_batch_is_cut_at_change_sets_and_lanes_are_by_name() -> None:
     ]
 
 
-def test_events_about_one_name_are_decided_in_order_and_others_at_once() -> None:
-    seen: list[str] = []
-    lock = threading.Lock()
-    both_started = threading.Barrier(2, timeout=5)
+def batch_answer(status_of: Callable[[dict[str, Any]], int] = lambda write: 202) -> Callable[..., httpx.Response]:
+    """An API answering every batch call, each write with the status ``status_of`` gives it."""
+    calls: list[list[dict[str, Any]]] = []
 
     def answer(request: httpx.Request) -> httpx.Response:
-        name = json.loads(request.content)["name"]
-        with lock:
-            first_time = name not in seen
-            seen.append(name)
-        if first_time:
-            both_started.wait()  # would time out if the two names were decided one after the other
-        return httpx.Response(202, json={"request_id": "7c9e6679-7425-40de-944b-e07fc1f90ae7", "status": "queued"})
+        assert request.url.path == "/api/v2/requests:batch", request.url.path
+        writes = json.loads(request.content)["writes"]
+        calls.append(writes)
+        results = []
+        for write in writes:
+            status = status_of(write)
+            body = (
+                {"request_id": write["request_id"], "status": "queued"}
+                if status == 202
+                else {"code": "concurrent_change" if status == 409 else "invalid", "detail": "because"}
+            )
+            results.append({"status": status, "body": body, "replayed": False})
+        return httpx.Response(200, json={"results": results})
 
+    answer.calls = calls  # type: ignore[attr-defined]
+    return answer
+
+
+def test_events_about_one_name_are_decided_in_order_in_rounds_of_one_call() -> None:
+    answer = batch_answer()
     consuming = runner(answer)
     records = [
         Record(_event("first.example.test"), offset=1),
@@ -215,5 +226,57 @@ def test_events_about_one_name_are_decided_in_order_and_others_at_once() -> None
 
     assert consuming.decide(records)
 
-    assert sorted(seen[:2]) == ["first.example.test", "other.example.test"]  # at once
-    assert seen[2] == "first.example.test"  # and the second about "first" only after the first
+    names = [[write["body"]["name"] for write in writes] for writes in answer.calls]  # type: ignore[attr-defined]
+    assert names == [["first.example.test", "other.example.test"], ["first.example.test"]]
+    first = answer.calls[0][0]  # type: ignore[attr-defined]
+    assert first["idempotency_key"].startswith("e-first.example.test")  # the event id
+    assert first["kafka"] == {"topic": "dns.requests", "partition": 0, "offset": 1}
+
+
+def test_a_write_left_undecided_is_sent_again_and_the_others_are_not() -> None:
+    tries: dict[str, int] = {}
+
+    def status_of(write: dict[str, Any]) -> int:
+        name = write["body"]["name"]
+        tries[name] = tries.get(name, 0) + 1
+        return 409 if name == "busy.example.test" and tries[name] < 3 else 202
+
+    answer = batch_answer(status_of)
+    producer = Producer()
+    consuming = runner(answer, producer)
+
+    records = [Record(_event("busy.example.test"), offset=1), Record(_event("calm.example.test"), offset=2)]
+    assert consuming.decide(records)
+
+    assert tries == {"busy.example.test": 3, "calm.example.test": 1}
+    assert [len(writes) for writes in answer.calls] == [2, 1, 1]  # type: ignore[attr-defined]
+    assert producer.messages == []  # nothing refused, nothing dead-lettered
+
+
+def test_a_refused_write_of_a_batch_is_dead_lettered_alone() -> None:
+    answer = batch_answer(lambda write: 422 if write["body"]["name"] == "bad.example.test" else 202)
+    producer = Producer()
+
+    assert runner(answer, producer).decide(
+        [Record(_event("bad.example.test"), offset=1), Record(_event("good.example.test"), offset=2)]
+    )
+
+    topics = [topic for topic, _ in producer.messages]
+    assert topics == ["dns.requests.dlq", "dns.requests.results"]
+    dlq_headers = dict(producer.messages[0][1]["headers"])
+    assert (dlq_headers["x-dlq-reason"], dlq_headers["x-original-offset"]) == (b"invalid", b"1")
+
+
+def test_a_batch_refused_whole_is_decided_event_by_event() -> None:
+    seen: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(f"{request.method} {request.url.path}")
+        if request.url.path == "/api/v2/requests:batch":
+            return problem(422, "invalid")
+        return httpx.Response(202, json={"request_id": "r", "status": "queued"})
+
+    records = [Record(_event("a.example.test"), offset=1), Record(_event("b.example.test"), offset=2)]
+    assert runner(answer).decide(records)
+
+    assert seen == ["POST /api/v2/requests:batch", "POST /api/v1/records", "POST /api/v1/records"]
