@@ -55,7 +55,8 @@ class PlanItem:
     row: RRset | None
 
     def public(self) -> PlannedChange:
-        return PlannedChange(
+        # Constructed, not validated: every field comes from the plan (a change set may hold 10,000).
+        return PlannedChange.model_construct(
             zone=self.zone.name,
             name=self.owner,
             type=self.rtype,

@@ -30,7 +30,7 @@ class Content:
         return cls(ttl, tuple(sorted(set(values))))
 
     def public(self) -> RRsetContent:
-        return RRsetContent(ttl=self.ttl, values=list(self.values))
+        return RRsetContent.model_construct(ttl=self.ttl, values=list(self.values))  # normalised already
 
     def as_json(self) -> dict[str, object]:
         return {"ttl": self.ttl, "values": list(self.values)}

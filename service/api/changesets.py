@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from db.schemas import ChangeSetIn, Plan, RequestAccepted
 from service import provisioning
 from service.api.auth import ClientDep
-from service.api.common import accepted, json_body, problems, submit
+from service.api.common import accepted_response, json_body, problems, submit
 from service.api.deps import DispatcherDep, SettingsDep
 
 router = APIRouter(prefix="/api/v2", tags=["change sets (v2)"], responses=problems(401, 403, 429, 503))
@@ -34,7 +34,7 @@ async def post_changes(
     dispatcher: DispatcherDep,
     settings: SettingsDep,
     client: ClientDep,
-) -> RequestAccepted | JSONResponse:
+) -> Response:
     outcome = await submit(
         request,
         response,
@@ -48,4 +48,4 @@ async def post_changes(
     if outcome.request is None:
         plan = Plan(dry_run=True, changes=outcome.changes)
         return JSONResponse(plan.model_dump(mode="json"), status_code=200)
-    return accepted(request, outcome)
+    return accepted_response(request, response, outcome)

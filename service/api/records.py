@@ -10,7 +10,7 @@ from db.models import RRsetStatus
 from db.schemas import RecordCreate, RecordPage, RecordPublic, RecordReplace, RequestAccepted, RequestPublic
 from service import provisioning, records, tracker
 from service.api.auth import ClientDep
-from service.api.common import accepted, json_body, problems, submit
+from service.api.common import accepted_response, json_body, problems, submit
 from service.api.deps import DispatcherDep, SessionDep, SettingsDep
 
 router = APIRouter(prefix="/api/v1", tags=["records (v1)"], responses=problems(401, 403, 429, 503))
@@ -29,7 +29,7 @@ TypePath = Annotated[str, Path(description="Record type, e.g. A.", max_length=10
 )
 async def create_record(
     request: Request, response: Response, dispatcher: DispatcherDep, settings: SettingsDep, client: ClientDep
-) -> RequestAccepted:
+) -> Response:
     outcome = await submit(
         request,
         response,
@@ -39,7 +39,7 @@ async def create_record(
         operation="record.create",
         principal=client,
     )
-    return accepted(request, outcome)
+    return accepted_response(request, response, outcome)
 
 
 @router.get(
@@ -84,7 +84,7 @@ async def replace_record(
     dispatcher: DispatcherDep,
     settings: SettingsDep,
     client: ClientDep,
-) -> RequestAccepted:
+) -> Response:
     outcome = await submit(
         request,
         response,
@@ -95,7 +95,7 @@ async def replace_record(
         target={"name": name, "type": type},
         principal=client,
     )
-    return accepted(request, outcome)
+    return accepted_response(request, response, outcome)
 
 
 @router.delete(
@@ -113,7 +113,7 @@ async def delete_record(
     dispatcher: DispatcherDep,
     settings: SettingsDep,
     client: ClientDep,
-) -> RequestAccepted:
+) -> Response:
     outcome = await submit(
         request,
         response,
@@ -125,7 +125,7 @@ async def delete_record(
         with_body=False,
         principal=client,
     )
-    return accepted(request, outcome)
+    return accepted_response(request, response, outcome)
 
 
 @router.get(

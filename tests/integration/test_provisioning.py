@@ -209,6 +209,9 @@ def test_an_idempotency_key_gives_the_same_request_and_a_different_body_is_a_409
     assert first.status_code == again.status_code == 202
     assert again.json()["request_id"] == first.json()["request_id"]
     assert again.headers["idempotent-replayed"] == "true"
+    assert first.headers["location"] == again.headers["location"] == first.json()["status_url"]
+    assert first.headers["content-type"] == "application/json"
+    assert "idempotent-replayed" not in first.headers
     assert other.status_code == 409
     assert other.json()["code"] == "idempotency_key_reused"
     final = wait_for_terminal(stack, first.json()["request_id"])
