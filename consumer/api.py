@@ -137,7 +137,8 @@ class ApiClient:
             raise Undecided(f"the API answered {len(decided)} of {len(writes)} writes")
         return decided
 
-    def _alone(self, write: dict[str, Any]) -> Decision:
+    def _alone(self, write: dict[str, Any]) -> Decision | None:
+        """The write through its single call, once; None when that gave no decision (sent again later)."""
         call = call_of(write)
         headers = {"X-Request-ID": str(write.get("request_id") or uuid.uuid4())}
         if write.get("idempotency_key"):
@@ -150,7 +151,11 @@ class ApiClient:
                     "X-Kafka-Offset": str(kafka["offset"]),
                 }
             )
-        return self._once(call, headers)
+        try:
+            return self._once(call, headers)
+        except Undecided as exc:
+            logger.info("a write of a refused batch was not decided alone (%s); sending it again", exc)
+            return None
 
     def _retrying(self) -> Retrying:
         """Until decided, with capped exponential backoff, or until the consumer is asked to stop."""

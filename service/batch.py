@@ -6,16 +6,26 @@ call would be — its own tracker row, idempotency key, status, events and resul
 nothing for that write, never for the batch:
 
 1. each write's body parsed (a bad one is still tracked, then rejected, as a single call is);
-2. the writes whose idempotency key was used before: one query tells which, and each of
-   those is answered as its single call would be (service/provisioning.py);
-3. the others' tracker rows and received steps: ONE autocommitted statement;
-4. ONE transaction, each write planned and written inside a SAVEPOINT of its own, in the
-   order given — a rejected write rolls back to it and is recorded rejected, the next goes
-   on, and each sees what the ones before it wrote; ONE commit;
-5. each queued write's message published.
+2. which of the writes' idempotency keys this client used before: one query;
+3. the writes are taken in order, consecutive new ones as a group: their tracker rows and
+   received steps in ONE autocommitted statement, then ONE transaction in which each is
+   planned and written inside a SAVEPOINT of its own — a rejected write rolls back to it and
+   is recorded rejected, the next goes on, and each reads what the ones before it wrote
+   (service/desired.py reads rows afresh) — and ONE commit; then each queued write's
+   message is published;
+4. a write whose key was used before, or whose request id or key an earlier write of the
+   batch carries, ends the group: the group is committed, then that write goes through the
+   single path (service/provisioning.py), which replays, refuses or accepts it as it would
+   alone, and the next group starts after it.
 
-A write that finds its request id or key taken by a race at step 3, or that hits a fault of
-ours, is handed to the single path, which says why.
+A fault of ours in one write (a value PostgreSQL cannot store included) is rolled back to its
+savepoint and the request ends failed, as its single call's would; only the database going
+away fails the group as a whole (its requests are ended failed, best effort, and the call
+answers 503). A write whose id or key another call took between step 2 and its opening is
+answered by the single path after its group. The group holds the row locks of the RRsets it
+writes until its commit, in the order of its writes (a worker that needs one of them waits,
+or PostgreSQL breaks a deadlock by refusing one side: the write answers 409
+concurrent_change, to send again, or the worker's pass retries).
 """
 
 from __future__ import annotations
@@ -28,7 +38,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Engine
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DataError, DBAPIError
 from sqlmodel import Session, col, select
 
 from db.models import Request, RequestStatus, Zone
@@ -44,6 +54,12 @@ logger = logging.getLogger(__name__)
 INTERNAL = HostmasterError(
     "Hostmaster failed while validating the request; quote the request id to support", code="internal"
 )
+UNSTORABLE = InvalidRequest(
+    [Violation("body", "a value cannot be stored (out of range or not representable)")],
+    detail="a value cannot be stored (out of range or not representable)",
+)
+UNSTORABLE.code = "unstorable_value"
+_FAULTS = (INTERNAL, UNSTORABLE)  # answers of writes that end failed (internal), as their single call's would
 
 
 @dataclass(frozen=True)
@@ -87,15 +103,45 @@ def submit_many(
     max_values: int = changes.MAX_VALUES,
     key_window: provisioning.KeyWindow,
 ) -> list[Answer]:
-    """Accept each of ``writes`` as its single call would; the answers, in order."""
-    answers: dict[int, Answer] = {}
-    pending: dict[int, _Pending] = {}
-    for index, write in enumerate(writes):
-        pending[index] = _parsed(write, max_changes)
-    for index in _replays(engine, principal.name, pending):
-        write = pending.pop(index).write
-        answers[index] = _alone(engine, dispatcher, write, principal, max_changes, max_values, key_window)
+    """Accept each of ``writes`` as its single call would, in order; the answers, in order.
 
+    Consecutive new writes are accepted together (a group: one opening statement, one
+    transaction). A write whose idempotency key was used before, or whose request id or key
+    an earlier write of the batch carries, goes through the single path in its place: the
+    group before it is committed first, so it sees them.
+    """
+    answers: dict[int, Answer] = {}
+    used = _used_keys(engine, principal.name, writes)
+    seen_ids: set[uuid.UUID] = set()
+    group: dict[int, _Pending] = {}
+    for index, write in enumerate(writes):
+        key = write.idempotency_key
+        if write.request_id in seen_ids or (key is not None and key in used):
+            answers.update(_accept_group(engine, dispatcher, group, principal, max_values, key_window, max_changes))
+            group = {}
+            answers[index] = _alone(engine, dispatcher, write, principal, max_changes, max_values, key_window)
+        else:
+            group[index] = _parsed(write, max_changes)
+        seen_ids.add(write.request_id)
+        if key is not None:
+            used.add(key)
+    answers.update(_accept_group(engine, dispatcher, group, principal, max_values, key_window, max_changes))
+    return [answers[index] for index in range(len(writes))]
+
+
+def _accept_group(
+    engine: Engine,
+    dispatcher: Dispatcher,
+    group: dict[int, _Pending],
+    principal: Principal,
+    max_values: int,
+    key_window: provisioning.KeyWindow,
+    max_changes: int,
+) -> dict[int, Answer]:
+    """Open, plan and commit the group's writes together, then queue them."""
+    if not group:
+        return {}
+    answers: dict[int, Answer] = {}
     openings = [
         tracker.Opening(
             item.write.request_id,
@@ -106,36 +152,38 @@ def submit_many(
             payload_hash=item.payload_hash,
             origin=item.write.origin,
         )
-        for item in pending.values()
+        for item in group.values()
     ]
     opened = tracker.open_requests(engine, openings, provisioning.COMPONENT)
-    for index in [index for index, item in pending.items() if item.write.request_id not in opened]:
-        write = pending.pop(index).write  # its id or key was taken meanwhile: the single path says which
-        answers[index] = _alone(engine, dispatcher, write, principal, max_changes, max_values, key_window)
-
+    raced = [index for index, item in group.items() if item.write.request_id not in opened]
+    planning = {index: item for index, item in group.items() if index not in raced}
     queued: list[uuid.UUID] = []
     faulty: list[int] = []
-    with Session(engine) as session:
-        registry = list(session.exec(select(Zone)).all()) if pending else []
-        for index, item in pending.items():
-            request = opened[item.write.request_id]
-            with bound_request_id(str(request.id)):
-                answer = _plan_one(session, item, request, principal, max_values, registry)
-            if answer is None:
-                faulty.append(index)
-                continue
-            answers[index] = answer
-            if answer.outcome is not None and request.status == RequestStatus.queued:
-                queued.append(request.id)
-        session.commit()
+    try:
+        with Session(engine) as session:
+            registry = list(session.exec(select(Zone)).all()) if planning else []
+            for index, item in planning.items():
+                request = opened[item.write.request_id]
+                with bound_request_id(str(request.id)):
+                    answer = _plan_one(session, item, request, principal, max_values, registry)
+                if any(answer.error is fault for fault in _FAULTS):
+                    faulty.append(index)
+                answers[index] = answer
+                if answer.outcome is not None and request.status == RequestStatus.queued:
+                    queued.append(request.id)
+            session.commit()
+    except DBAPIError:
+        for item in planning.values():  # nothing of the group was committed: none stays received
+            provisioning.fail_unexpectedly(engine, item.write.request_id)
+        raise
     for index in faulty:
-        request_id = pending[index].write.request_id
-        provisioning.fail_unexpectedly(engine, request_id)
-        answers[index] = Answer(request_id, error=INTERNAL)
+        provisioning.fail_unexpectedly(engine, group[index].write.request_id)
     for request_id in queued:
         with bound_request_id(str(request_id)):
             provisioning.enqueue(engine, dispatcher, request_id)
-    return [answers[index] for index in range(len(writes))]
+    for index in raced:  # its id or key was taken by another call meanwhile: the single path says which
+        answers[index] = _alone(engine, dispatcher, group[index].write, principal, max_changes, max_values, key_window)
+    return answers
 
 
 def _parsed(write: Write, max_changes: int) -> _Pending:
@@ -153,20 +201,18 @@ def _parsed(write: Write, max_changes: int) -> _Pending:
     return _Pending(write, stored, payload_hash, asked, early_error)
 
 
-def _replays(engine: Engine, client: str, pending: dict[int, _Pending]) -> list[int]:
-    """The writes whose idempotency key this client used before (one query)."""
-    keys = {item.write.idempotency_key for item in pending.values() if item.write.idempotency_key}
+def _used_keys(engine: Engine, client: str, writes: Sequence[Write]) -> set[str]:
+    """The idempotency keys of ``writes`` this client used before the batch (one query)."""
+    keys = {write.idempotency_key for write in writes if write.idempotency_key}
     if not keys:
-        return []
+        return set()
     with Session(engine) as session:
-        used = set(
-            session.exec(
-                select(Request.idempotency_key).where(
-                    Request.client == client, col(Request.idempotency_key).in_(sorted(keys))
-                )
-            ).all()
-        )
-    return [index for index, item in pending.items() if item.write.idempotency_key in used]
+        found = session.exec(
+            select(Request.idempotency_key).where(
+                Request.client == client, col(Request.idempotency_key).in_(sorted(keys))
+            )
+        ).all()
+    return {key for key in found if key is not None}
 
 
 def _plan_one(
@@ -176,8 +222,10 @@ def _plan_one(
     principal: Principal,
     max_values: int,
     registry: Sequence[Zone],
-) -> Answer | None:
-    """Plan and write one write inside a savepoint of the batch's transaction; None on a fault of ours."""
+) -> Answer:
+    """Plan and write one write inside a savepoint of the group's transaction. A fault of ours
+    (an error that is not the client's) is answered and rolled back to the savepoint; only the
+    database going away fails the group (DBAPIError with the connection lost)."""
     savepoint = session.begin_nested()
     try:
         if item.early_error is not None:
@@ -191,12 +239,16 @@ def _plan_one(
         savepoint.rollback()
         provisioning.record_rejection(session, request.id, exc)
         return Answer(request.id, error=exc)
-    except DBAPIError:
-        raise  # the database itself: the batch fails as a whole (its requests stay received; see recovery)
+    except DBAPIError as exc:
+        if exc.connection_invalidated:
+            raise
+        savepoint.rollback()
+        logger.warning("request %s: the database refused a value (%s)", request.id, type(exc.orig).__name__)
+        return Answer(request.id, error=UNSTORABLE if isinstance(exc, DataError) else INTERNAL)
     except Exception:
         savepoint.rollback()
         logger.exception("request %s failed while it was planned", request.id)
-        return None
+        return Answer(request.id, error=INTERNAL)
     savepoint.commit()
     return Answer(request.id, outcome=provisioning.Outcome(request, planned))
 

@@ -8,15 +8,16 @@ in the caller's transaction. A v1 call is a change set of one operation.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, insert, update
+from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session, col, select
 
-from db.models import MAX_TTL, ChangeAction, ChangeStatus, RequestChange, RRset, RRsetStatus, Scope, Zone, utcnow
+from db.models import MAX_TTL, ChangeAction, ChangeStatus, RRset, RRsetStatus, Scope, Zone, utcnow
 from db.schemas import ChangeIn, PlannedChange
 from service import ptr, rules
 from service.clients import Principal
@@ -391,59 +392,78 @@ def commit(session: Session, request_id: uuid.UUID, items: Sequence[PlanItem]) -
         ) from exc
 
 
-_RRSETS = RRset.__table__  # type: ignore[attr-defined]
-_CHANGES = RequestChange.__table__  # type: ignore[attr-defined]
+# One statement per kind of row, its rows as arrays (unnest): compiled once, one round trip
+# for 1 or 10,000 RRsets (an executemany UPDATE would be one round trip per row).
+_UPDATE_RRSETS = text(
+    """
+    UPDATE rrset AS r SET "values" = CAST(v."values" AS jsonb), ttl = v.ttl, status = v.status, ptr = v.ptr,
+        version = v.version, last_request_id = CAST(:request_id AS uuid), updated_at = :now
+    FROM unnest(CAST(:ids AS int[]), CAST(:versions AS int[]), CAST(:values AS text[]), CAST(:ttls AS int[]),
+        CAST(:statuses AS text[]), CAST(:ptrs AS boolean[])) AS v(id, version, "values", ttl, status, ptr)
+    WHERE r.id = v.id
+    """
+)
+_INSERT_RRSETS = text(
+    """
+    INSERT INTO rrset (zone_id, owner, rtype, ttl, "values", version, status, ptr, last_request_id, updated_at)
+    SELECT v.zone_id, v.owner, v.rtype, v.ttl, CAST(v."values" AS jsonb), 1, v.status, v.ptr,
+        CAST(:request_id AS uuid), :now
+    FROM unnest(CAST(:zone_ids AS int[]), CAST(:owners AS text[]), CAST(:rtypes AS text[]), CAST(:ttls AS int[]),
+        CAST(:values AS text[]), CAST(:statuses AS text[]), CAST(:ptrs AS boolean[]))
+        AS v(zone_id, owner, rtype, ttl, "values", status, ptr)
+    """
+)
+_INSERT_CHANGES = text(
+    """
+    INSERT INTO request_change (request_id, seq, zone_id, zone, owner, rtype, action, before, after, version, status)
+    SELECT CAST(:request_id AS uuid), v.seq, v.zone_id, v.zone, v.owner, v.rtype, v.action, CAST(v.before AS jsonb),
+        CAST(v.after AS jsonb), v.version, :pending
+    FROM unnest(CAST(:seqs AS int[]), CAST(:zone_ids AS int[]), CAST(:zones AS text[]), CAST(:owners AS text[]),
+        CAST(:rtypes AS text[]), CAST(:actions AS text[]), CAST(:befores AS text[]), CAST(:afters AS text[]),
+        CAST(:versions AS int[])) AS v(seq, zone_id, zone, owner, rtype, action, before, after, version)
+    """
+)
 
 
 def _write(session: Session, request_id: uuid.UUID, items: Sequence[PlanItem]) -> None:
-    now = utcnow()
-    updated: list[dict[str, object]] = []
-    created: list[dict[str, object]] = []
-    recorded: list[dict[str, object]] = []
+    common = {"request_id": str(request_id), "now": utcnow()}
+    updated: list[tuple[object, ...]] = []  # id, version, values, ttl, status, ptr
+    created: list[tuple[object, ...]] = []  # zone id, owner, type, ttl, values, status, ptr
+    recorded: list[tuple[object, ...]] = []  # seq, zone id, zone, owner, type, action, before, after, version
     for seq, item in enumerate(items):
-        values = list(item.after.values) if item.after else []
+        values = json.dumps(list(item.after.values) if item.after else [])
         kept = item.before or item.after
         ttl = kept.ttl if kept else (item.row.ttl if item.row else item.zone.default_ttl)
         ttl = item.after.ttl if item.after else ttl
-        status = RRsetStatus.deleting if item.after is None else RRsetStatus.pending
-        desired = {
-            "values": values,
-            "ttl": ttl,
-            "status": status.value,
-            "ptr": item.ptr,
-            "last_request_id": request_id,
-            "updated_at": now,
-        }
+        status = (RRsetStatus.deleting if item.after is None else RRsetStatus.pending).value
         if item.row is not None:
             version = item.row.version + 1
-            updated.append({"row_id": item.row.id, "version": version, **desired})
+            updated.append((item.row.id, version, values, ttl, status, item.ptr))
         else:
             version = 1
-            created.append({"zone_id": item.zone.id, "owner": item.owner, "rtype": item.rtype, "version": 1, **desired})
+            created.append((item.zone.id, item.owner, item.rtype, ttl, values, status, item.ptr))
+        before = json.dumps(item.before.as_json()) if item.before else None
+        after = json.dumps(item.after.as_json()) if item.after else None
         recorded.append(
-            {
-                "request_id": request_id,
-                "seq": seq,
-                "zone_id": item.zone.id,
-                "zone": item.zone.name,
-                "owner": item.owner,
-                "rtype": item.rtype,
-                "action": item.action.value,
-                "before": item.before.as_json() if item.before else None,
-                "after": item.after.as_json() if item.after else None,
-                "version": version,
-                "status": ChangeStatus.pending.value,
-            }
+            (seq, item.zone.id, item.zone.name, item.owner, item.rtype, item.action.value, before, after, version)
         )
     if updated:  # locked and checked by commit(): nobody changed them since the plan read them
-        session.execute(update(_RRSETS).where(_RRSETS.c.id == bindparam("row_id")), updated)
+        session.execute(_UPDATE_RRSETS, {**common, **_arrays(updated, "ids versions values ttls statuses ptrs")})
     if created:
         try:
-            session.execute(insert(_RRSETS), created)
+            session.execute(
+                _INSERT_RRSETS, {**common, **_arrays(created, "zone_ids owners rtypes ttls values statuses ptrs")}
+            )
         except IntegrityError as exc:
             raise _created_meanwhile(items, exc) from exc
     if recorded:
-        session.execute(insert(_CHANGES), recorded)
+        names = "seqs zone_ids zones owners rtypes actions befores afters versions"
+        session.execute(_INSERT_CHANGES, {**common, "pending": ChangeStatus.pending.value, **_arrays(recorded, names)})
+
+
+def _arrays(rows: Sequence[tuple[object, ...]], names: str) -> dict[str, list[object]]:
+    """Rows as one array per column (``names``, space-separated), the parameters of an ``unnest``."""
+    return {name: [row[index] for row in rows] for index, name in enumerate(names.split())}
 
 
 def _created_meanwhile(items: Sequence[PlanItem], exc: IntegrityError) -> Conflict:

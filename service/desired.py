@@ -41,7 +41,9 @@ class StoredRRsets(Mapping[Key, RRset]):
     ``session`` an owner name (or a type) at a time, the first time one is asked for.
 
     A write touches a few names of a zone that may hold a million; reading only those keeps
-    planning as cheap in a big zone as in an empty one.
+    planning as cheap in a big zone as in an empty one. Rows are read as they are now, even
+    when the session holds them already (``populate_existing``): the writes of a batch share
+    one session, and each must see what the ones before it wrote with Core statements.
     """
 
     def __init__(self, rows: dict[Key, RRset], session: Session | None = None, zone_ids: Iterable[int] = ()) -> None:
@@ -67,7 +69,9 @@ class StoredRRsets(Mapping[Key, RRset]):
         self._owners |= wanted
         self._add(
             self._session.exec(
-                select(RRset).where(col(RRset.zone_id).in_(self._zone_ids), col(RRset.owner).in_(sorted(wanted)))
+                select(RRset)
+                .where(col(RRset.zone_id).in_(self._zone_ids), col(RRset.owner).in_(sorted(wanted)))
+                .execution_options(populate_existing=True)
             ).all()
         )
 
@@ -79,7 +83,9 @@ class StoredRRsets(Mapping[Key, RRset]):
         self._types |= wanted
         self._add(
             self._session.exec(
-                select(RRset).where(col(RRset.zone_id).in_(self._zone_ids), col(RRset.rtype).in_(sorted(wanted)))
+                select(RRset)
+                .where(col(RRset.zone_id).in_(self._zone_ids), col(RRset.rtype).in_(sorted(wanted)))
+                .execution_options(populate_existing=True)
             ).all()
         )
 

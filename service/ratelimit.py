@@ -20,17 +20,17 @@ class TokenBuckets:
         self._buckets: dict[str, tuple[float, float]] = {}  # name -> (tokens, last refill)
         self._lock = threading.Lock()
 
-    def take(self, name: str) -> float:
-        """0 when ``name`` may go on; else the seconds until it may."""
+    def take(self, name: str, cost: int = 1) -> float:
+        """0 when ``name`` may go on (``cost`` tokens taken); else the seconds until it may (none taken)."""
         with self._lock:
             now = self.clock()
             tokens, last = self._buckets.get(name, (float(self.burst), now))
             tokens = min(float(self.burst), tokens + (now - last) * self.rate)
-            if tokens >= 1:
-                self._buckets[name] = (tokens - 1, now)
+            if tokens >= cost:
+                self._buckets[name] = (tokens - cost, now)
                 return 0.0
             self._buckets[name] = (tokens, now)
-            return (1 - tokens) / self.rate
+            return (cost - tokens) / self.rate
 
 
 def retry_after(seconds: float) -> int:

@@ -17,6 +17,7 @@ from service.api.problems import answer_of
 from service.context import bound_request_id
 from service.errors import InvalidRequest, RateLimited, Violation
 from service.ratelimit import TokenBuckets, retry_after
+from service.settings import Settings
 from service.tracker import KafkaOrigin
 
 router = APIRouter(prefix="/api/v2", tags=["change sets (v2)"], responses=problems(401, 403, 429, 503))
@@ -39,7 +40,7 @@ async def post_batch(request: Request, dispatcher: DispatcherDep, settings: Sett
     if len(asked.writes) > settings.max_batch_writes:
         limit = settings.max_batch_writes
         raise InvalidRequest([Violation("writes", f"holds {len(asked.writes)} writes; the limit is {limit}")])
-    _take_the_rest(request.app.state.rate_limits, client.name, len(asked.writes), settings.rate_limit_per_s)
+    _take_the_rest(request.app.state.rate_limits, client.name, len(asked.writes), settings)
     writes = [_write(item, index) for index, item in enumerate(asked.writes)]
     answers = await run_in_threadpool(
         lambda: batch.submit_many(
@@ -94,14 +95,20 @@ def _given(value: str | None, field: str) -> str:
     return value
 
 
-def _take_the_rest(buckets: TokenBuckets, name: str, writes: int, rate: float) -> None:
-    """A batch of N writes costs N of the client's rate (authentication took the first)."""
-    for _ in range(writes - 1):
-        wait = buckets.take(name)
-        if wait:
-            raise RateLimited(
-                f"client {name} sends more than {rate:g} writes a second", retry_after_s=retry_after(wait)
-            )
+def _take_the_rest(buckets: TokenBuckets, name: str, writes: int, settings: Settings) -> None:
+    """A batch of N writes costs N of the client's rate, all at once or none (authentication
+    took the first); more than the client's burst could never pass, so it is refused."""
+    if writes > settings.rate_limit_burst:
+        burst = settings.rate_limit_burst
+        raise InvalidRequest(
+            [Violation("writes", f"holds {writes} writes; a client may send {burst} at once (its rate limit's burst)")]
+        )
+    wait = buckets.take(name, writes - 1) if writes > 1 else 0.0
+    if wait:
+        raise RateLimited(
+            f"client {name} sends more than {settings.rate_limit_per_s:g} writes a second",
+            retry_after_s=retry_after(wait),
+        )
 
 
 def _answer(request: Request, answer: batch.Answer) -> BatchAnswer:

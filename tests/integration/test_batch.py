@@ -126,3 +126,56 @@ def test_a_malformed_batch_is_refused_whole_with_the_reason(stack: httpx.Client)
         answer = stack.post(BATCH, json=body)
         assert answer.status_code == 422, (body, answer.text)
         assert field in [violation["field"] for violation in answer.json()["violations"]], answer.text
+
+
+def test_a_write_reads_what_the_writes_before_it_in_the_batch_changed(stack: httpx.Client, bind: Bind) -> None:
+    """Two replaces of one RRset, and a rule (no CNAME where an MX points) that an earlier write
+    of the batch makes true: each write is planned on what the ones before it wrote."""
+    parent = f"{unique_label('seq')}.{BULK_ZONE}"
+    www, mail = f"www.{parent}", f"mail.{parent}"
+    made = post(stack, [create(www, "192.0.2.101"), create(mail, "192.0.2.102")])
+    for result in made:
+        assert wait_for_terminal(stack, result["body"]["request_id"])["status"] == "succeeded"
+
+    results = post(
+        stack,
+        [
+            {"operation": "record.replace", "name": www, "type": "A", "body": {"values": ["192.0.2.103"]}},
+            {"operation": "record.replace", "name": www, "type": "A", "body": {"values": ["192.0.2.104"]}},
+            {"operation": "record.create", "body": {"name": parent, "type": "MX", "values": [f"10 {www}"]}},
+            {"operation": "record.delete", "name": www, "type": "A"},  # the MX's target would lose its address
+        ],
+    )
+
+    assert [result["status"] for result in results[:3]] == [202, 202, 202], results
+    assert results[3]["status"] == 422, results[3]
+    second = wait_for_terminal(stack, results[1]["body"]["request_id"])
+    assert second["status"] == "succeeded"
+    assert second["changes"][0]["before"]["values"] == ["192.0.2.103"]  # what the first wrote
+    assert texts(served(bind, www, "A")) == ["192.0.2.104"]
+
+
+def test_a_request_id_or_key_repeated_within_a_batch_is_answered_as_a_second_call_would_be(
+    stack: httpx.Client,
+) -> None:
+    parent = f"{unique_label('dup')}.{BULK_ZONE}"
+    request_id, key = str(uuid.uuid4()), f"evt-{uuid.uuid4()}"
+    first = create(f"a.{parent}", "192.0.2.111")
+    results = post(
+        stack,
+        [
+            {**first, "request_id": request_id},
+            {**create(f"b.{parent}", "192.0.2.112"), "request_id": request_id},
+            create(f"c.{parent}", "192.0.2.113", key=key),
+            create(f"c.{parent}", "192.0.2.113", key=key),
+            create(f"d.{parent}", "192.0.2.114", key=key),
+        ],
+    )
+
+    assert (results[0]["status"], results[0]["body"]["request_id"]) == (202, request_id)
+    assert (results[1]["status"], results[1]["body"]["code"]) == (409, "request_id_in_use")
+    assert results[2]["status"] == results[3]["status"] == 202
+    assert results[3]["replayed"] is True
+    assert results[3]["body"]["request_id"] == results[2]["body"]["request_id"]
+    assert (results[4]["status"], results[4]["body"]["code"]) == (409, "idempotency_key_reused")
+    assert stack.get(f"/api/v1/records/b.{parent}/A").status_code == 404  # the refused one changed nothing

@@ -271,12 +271,21 @@ def test_a_batch_refused_whole_is_decided_event_by_event() -> None:
     seen: list[str] = []
 
     def answer(request: httpx.Request) -> httpx.Response:
-        seen.append(f"{request.method} {request.url.path}")
         if request.url.path == "/api/v2/requests:batch":
+            seen.append("batch")
             return problem(422, "invalid")
-        return httpx.Response(202, json={"request_id": "r", "status": "queued"})
+        name = json.loads(request.content)["name"]
+        seen.append(name)
+        if name == "a.example.test" and seen.count(name) == 1:
+            return problem(429, "rate_limited")  # no decision for this one this time
+        return httpx.Response(202, json={"request_id": "r", "status": "succeeded"})
 
+    producer = Producer()
     records = [Record(_event("a.example.test"), offset=1), Record(_event("b.example.test"), offset=2)]
-    assert runner(answer).decide(records)
+    assert runner(answer, producer).decide(records)
 
-    assert seen == ["POST /api/v2/requests:batch", "POST /api/v1/records", "POST /api/v1/records"]
+    assert seen == ["batch", "a.example.test", "b.example.test", "batch", "a.example.test"]
+    results = [json.loads(message["value"]) for topic, message in producer.messages if topic.endswith("results")]
+    assert sorted(result["event_id"] for result in results) == sorted(  # ended at once: both results published
+        json.loads(record.value or b"")["event_id"] for record in records
+    )

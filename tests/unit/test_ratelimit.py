@@ -1,0 +1,33 @@
+"""The per-client token bucket: a batch of N writes takes N tokens, all or none."""
+
+from __future__ import annotations
+
+from service.ratelimit import TokenBuckets
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_cost_is_taken_whole_or_not_at_all() -> None:
+    clock = Clock()
+    buckets = TokenBuckets(rate=10, burst=20, clock=clock)
+
+    assert buckets.take("c", 15) == 0
+    wait = buckets.take("c", 10)  # 5 left: refused, and nothing taken
+    assert wait == 0.5
+    clock.now = 0.5
+    assert buckets.take("c", 10) == 0  # 5 + 0.5 s x 10 a second
+    assert buckets.take("c") > 0
+
+
+def test_clients_have_buckets_of_their_own() -> None:
+    buckets = TokenBuckets(rate=1, burst=1, clock=Clock())
+
+    assert buckets.take("a") == 0
+    assert buckets.take("a") > 0
+    assert buckets.take("b") == 0
