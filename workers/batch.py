@@ -16,7 +16,7 @@ from workers.updates import Failure, Key
 
 _CHANGES = text(
     """
-    SELECT id, request_id, seq, zone_id, owner, rtype, version, status, error_code, error_detail
+    SELECT id, request_id, seq, zone_id, owner, rtype, version, status, error_code, error_detail, action
     FROM request_change WHERE request_id = ANY(CAST(:ids AS uuid[])) ORDER BY id
     """
 )
@@ -48,6 +48,7 @@ class Change:
     status: str
     error_code: str | None
     error_detail: str | None
+    action: str = "create"  # create, update or delete
 
     @property
     def key(self) -> Key:

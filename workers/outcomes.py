@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from db.models import ChangeStatus, RequestStatus, RRsetStatus, Step
+from db.models import ChangeAction, ChangeStatus, RequestStatus, RRsetStatus, Step
 from service import tracker
 from service.errors import TransientDnsError
 from workers import settle
@@ -48,7 +48,10 @@ def conclude(
                 settled[change.id] = (ChangeStatus.failed, failure.code, failure.detail)
                 continue
             row = work.rows.get(change.key)
-            superseded = row is not None and row.version > change.version
+            # A later request changed it (a higher version), or deleted it and saw it gone before
+            # this pass: what is served is that request's, not this one's.
+            gone = row is None and change.action != ChangeAction.delete
+            superseded = gone or (row is not None and row.version > change.version)
             settled[change.id] = (ChangeStatus.superseded if superseded else ChangeStatus.succeeded, None, None)
 
     for change in work.pending():

@@ -63,6 +63,17 @@ def test_two_requests_on_one_rrset_the_earlier_is_superseded_and_each_ends_with_
     assert started == [{"attempt": 1, "batch": 2}, {"attempt": 3, "batch": 2, "led_by": str(LEADER)}]
 
 
+def test_a_create_whose_rrset_a_later_request_deleted_is_superseded_not_succeeded() -> None:
+    gone = ("gone.example.test.", "A")  # no row: deleted and proven gone by an earlier pass
+    created = Change(1, LEADER, 0, 1, gone[0], gone[1], 1, "pending", None, None, "create")
+    deleted = Change(2, OTHER, 0, 1, gone[0], gone[1], 2, "pending", None, None, "delete")
+    result = {1: ZoneResult(ZONE, [gone], {}, 1, AT, AT, 1.0, 2)}
+
+    outcome, _ = conclude(Pass(members(), [created, deleted], {}, {1: ZONE}), Attempt(1, final=False), result, {})
+
+    assert sorted(outcome.changes) == [(1, "superseded", None, None), (2, "succeeded", None, None)]
+
+
 def test_a_failed_rrset_fails_only_the_request_that_changes_it() -> None:
     work = Pass(members(), [change(1, LEADER, WWW, 2), change(2, OTHER, MAIL, 4)], rows(), {1: ZONE})
 
