@@ -19,6 +19,7 @@ from sqlmodel import Session, col, select
 
 from db.models import MAX_TTL, ChangeAction, ChangeStatus, RRset, RRsetStatus, Scope, Zone, utcnow
 from db.schemas import ChangeIn, PlannedChange
+from db.unnest import columns
 from service import ptr, rules
 from service.clients import Principal
 from service.desired import Content, DesiredState, Key
@@ -425,6 +426,11 @@ _INSERT_CHANGES = text(
 )
 
 
+_UPDATED = ("ids", "versions", "values", "ttls", "statuses", "ptrs")
+_CREATED = ("zone_ids", "owners", "rtypes", "ttls", "values", "statuses", "ptrs")
+_RECORDED = ("seqs", "zone_ids", "zones", "owners", "rtypes", "actions", "befores", "afters", "versions")
+
+
 def _write(session: Session, request_id: uuid.UUID, items: Sequence[PlanItem]) -> None:
     common = {"request_id": str(request_id), "now": utcnow()}
     updated: list[tuple[object, ...]] = []  # id, version, values, ttl, status, ptr
@@ -448,22 +454,15 @@ def _write(session: Session, request_id: uuid.UUID, items: Sequence[PlanItem]) -
             (seq, item.zone.id, item.zone.name, item.owner, item.rtype, item.action.value, before, after, version)
         )
     if updated:  # locked and checked by commit(): nobody changed them since the plan read them
-        session.execute(_UPDATE_RRSETS, {**common, **_arrays(updated, "ids versions values ttls statuses ptrs")})
+        session.execute(_UPDATE_RRSETS, {**common, **columns(updated, *_UPDATED)})
     if created:
         try:
-            session.execute(
-                _INSERT_RRSETS, {**common, **_arrays(created, "zone_ids owners rtypes ttls values statuses ptrs")}
-            )
+            session.execute(_INSERT_RRSETS, {**common, **columns(created, *_CREATED)})
         except IntegrityError as exc:
             raise _created_meanwhile(items, exc) from exc
     if recorded:
-        names = "seqs zone_ids zones owners rtypes actions befores afters versions"
-        session.execute(_INSERT_CHANGES, {**common, "pending": ChangeStatus.pending.value, **_arrays(recorded, names)})
-
-
-def _arrays(rows: Sequence[tuple[object, ...]], names: str) -> dict[str, list[object]]:
-    """Rows as one array per column (``names``, space-separated), the parameters of an ``unnest``."""
-    return {name: [row[index] for row in rows] for index, name in enumerate(names.split())}
+        pending = ChangeStatus.pending.value
+        session.execute(_INSERT_CHANGES, {**common, "pending": pending, **columns(recorded, *_RECORDED)})
 
 
 def _created_meanwhile(items: Sequence[PlanItem], exc: IntegrityError) -> Conflict:

@@ -21,6 +21,7 @@ from sqlmodel import Session, col, select
 
 from db.models import Request, RequestChange, RequestEvent, RequestStatus, Scope, Source, Step, utcnow
 from db.schemas import ChangePublic, RequestEventPublic, RequestPublic, RRsetContent
+from db.unnest import columns
 from service.clients import Principal
 from service.context import current_client
 from service.errors import Conflict, NotFound
@@ -61,6 +62,7 @@ _OPENED = (
     "updated_at",
     "payload",
 )
+_MANY = tuple(f"many_{name}" for name in _OPENED)
 # Many at once: a request whose id or idempotency key is taken is skipped (DO NOTHING), and so is its step.
 _OPEN_MANY = text(
     """
@@ -153,10 +155,10 @@ def open_requests(engine: Engine, openings: Sequence[Opening], component: str) -
     if not openings:
         return {}
     opened = [_opened(opening, component) for opening in openings]
-    columns = {f"many_{name}": [parameters[name] for _, parameters, _ in opened] for name in _OPENED}
+    requests = columns([[parameters[name] for name in _OPENED] for _, parameters, _ in opened], *_MANY)
     steps = _event_arrays([received for _, _, received in opened])
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-        inserted = set(connection.execute(_OPEN_MANY, {**columns, **steps}).scalars().all())
+        inserted = set(connection.execute(_OPEN_MANY, {**requests, **steps}).scalars().all())
     return {request.id: request for request, _, _ in opened if request.id in inserted}
 
 
@@ -273,14 +275,12 @@ def _advance_statement(columns: frozenset[str], with_events: bool) -> TextClause
 
 
 def _event_arrays(rows: Sequence[EventRow]) -> dict[str, list[Any]]:
-    return {
-        "event_request_ids": [str(row["request_id"]) for row in rows],
-        "event_ats": [row["at"] for row in rows],
-        "event_steps": [row["step"] for row in rows],
-        "event_components": [row["component"] for row in rows],
-        "event_clients": [row["client"] for row in rows],
-        "event_details": [json.dumps(row["detail"]) for row in rows],
-    }
+    values = [
+        (str(row["request_id"]), row["at"], row["step"], row["component"], row["client"], json.dumps(row["detail"]))
+        for row in rows
+    ]
+    names = ("event_request_ids", "event_ats", "event_steps", "event_components", "event_clients", "event_details")
+    return columns(values, *names)
 
 
 def set_status(

@@ -235,11 +235,6 @@ def check_rcode(rcode: dns.rcode.Rcode) -> dns.rcode.Rcode:
     raise PermanentDnsError(reason, code=code)
 
 
-def served_rrset(owner: str, rtype: str, server: Server) -> dns.rrset.RRset | None:
-    """What the server serves for ``owner``/``rtype`` (asked over TCP), or None when nothing."""
-    return served_rrsets([(owner, rtype)], server)[(owner, rtype)]
-
-
 def served_rrsets(keys: Sequence[tuple[str, str]], server: Server) -> dict[tuple[str, str], dns.rrset.RRset | None]:
     """What the server serves for each (owner, type), asked over one TCP connection.
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +17,7 @@ from sqlalchemy import text
 from sqlmodel import Session
 
 from db.models import utcnow
+from db.unnest import columns
 from service import tracker
 from service.payloads import storable
 
@@ -71,21 +71,16 @@ def record(session: Session, outcome: Outcome) -> None:
     """Write ``outcome`` in the session's transaction (the caller commits)."""
     now = utcnow()
     if outcome.changes:
-        session.execute(_CHANGES, _columns(outcome.changes, "ids", "statuses", "codes", "details"))
+        session.execute(_CHANGES, columns(outcome.changes, "ids", "statuses", "codes", "details"))
     rrsets = [(rrset_id, status, _json(applied)) for rrset_id, (status, applied) in outcome.rrsets.items()]
     if rrsets:
-        session.execute(_RRSETS, {**_columns(rrsets, "ids", "statuses", "applied"), "now": now})
+        session.execute(_RRSETS, {**columns(rrsets, "ids", "statuses", "applied"), "now": now})
     if outcome.deleted:
         session.execute(_DELETE, {"ids": sorted(outcome.deleted)})
     if outcome.requests:
         rows = [(str(request_id), *rest) for request_id, *rest in outcome.requests]
-        session.execute(_REQUESTS, {**_columns(rows, "ids", "statuses", "attempts", "codes", "details"), "now": now})
+        session.execute(_REQUESTS, {**columns(rows, "ids", "statuses", "attempts", "codes", "details"), "now": now})
     tracker.insert_events(session, outcome.events)
-
-
-def _columns(rows: Sequence[tuple[Any, ...]], *names: str) -> dict[str, list[Any]]:
-    """Rows as one array per column, the parameters of an ``unnest``."""
-    return {name: [row[index] for row in rows] for index, name in enumerate(names)}
 
 
 def _json(applied: dict[str, Any] | None) -> str | None:
