@@ -12,6 +12,7 @@ import argparse
 import json
 import platform
 import re
+import subprocess
 import sys
 import time
 import uuid
@@ -26,7 +27,7 @@ import dns.zone
 import httpx
 from kafka import KafkaConsumer, KafkaProducer
 
-from bench import cpu, load, peer, raw
+from bench import cpu, floor, load, peer, raw
 from bench.stack import API_PROCESSES, KEY, ROOT, RUN_DIR, ZONE, Stack, say
 
 RESULTS = ROOT / "bench" / "results" / "latest.json"
@@ -45,10 +46,21 @@ def main() -> int:
     )
     parser.add_argument("--api-processes", type=int, default=API_PROCESSES, help="uvicorn processes of the API")
     parser.add_argument("--no-peer", action="store_true", help="leave octoDNS out")
+    parser.add_argument(
+        "--write-group-max",
+        type=int,
+        default=None,
+        help="the API's HOSTMASTER_WRITE_GROUP_MAX (1: every v1 write alone, to measure without group commit)",
+    )
     args = parser.parse_args()
     budget = Budget(time.perf_counter() + args.budget)
-    stack = Stack(api_processes=args.api_processes, other_zones=tuple(f"{zone}:{peer.KEY}" for zone in peer.ZONES))
-    results: dict[str, Any] = {"records": args.records, "api_processes": args.api_processes}
+    api_env = {} if args.write_group_max is None else {"HOSTMASTER_WRITE_GROUP_MAX": str(args.write_group_max)}
+    stack = Stack(
+        api_processes=args.api_processes,
+        other_zones=tuple(f"{zone}:{peer.KEY}" for zone in peer.ZONES),
+        api_env=api_env,
+    )
+    results: dict[str, Any] = {"records": args.records, "api_processes": args.api_processes, **api_env}
     started = time.perf_counter()
     try:
         stack.start()
@@ -158,6 +170,13 @@ def _run(stack: Stack, args: argparse.Namespace, budget: Budget, results: dict[s
     if budget.allows("kafka", results):
         say(f"kafka: {count} events")
         results["kafka_events_per_s"] = _kafka(stack, count, budget.timeout(args.phase_timeout))
+
+    if budget.allows("floor", results):  # last: it needs the machine to itself, the stack idle
+        try:
+            for layer, value in floor.measure(args.api_processes, args.seconds).items():
+                results[f"floor_{layer}_per_s"] = value
+        except (floor.FloorError, OSError, subprocess.SubprocessError) as exc:
+            results["floor_note"] = str(exc)
 
 
 def _e2e_single(stack: Stack, args: argparse.Namespace, budget: Budget, results: dict[str, Any]) -> None:
@@ -386,6 +405,10 @@ def _rows(count: int) -> list[tuple[str, str, str, str | None]]:
         ),
         ("changeset_vs_octodns", "peer ÷ changeset (times faster than octoDNS)", "", "≥ 2"),
         ("kafka_events_per_s", "kafka: events on the topic to succeeded", "/s", "≥ 500/s"),
+        ("floor_http_per_s", "floor: FastAPI + uvicorn answering a pydantic POST, nothing else", "/s", None),
+        ("floor_db_per_s", "floor: + the design's two commits per POST (bare psycopg2, no rules)", "/s", None),
+        ("floor_queue_per_s", "floor: + the publish with confirm (no worker runs)", "/s", None),
+        ("floor_grouped_per_s", "floor: the same, the writes in flight grouped (one commit)", "/s", None),
     ]
 
 
@@ -406,7 +429,7 @@ def _table(results: dict[str, Any]) -> str:
         notes.append(f"octoDNS runs (whole process, s): {', '.join(str(run) for run in runs)}")
     if results.get("peer_note"):
         notes.append(f"**octoDNS peer: {results['peer_note']}** — its rows are not measured.")
-    for key in ("e2e_note", "e2e_note_at_200"):
+    for key in ("e2e_note", "e2e_note_at_200", "floor_note"):
         if results.get(key):
             notes.append(f"{key}: {results[key]}")
     if results.get("skipped"):

@@ -49,6 +49,7 @@ class Stack:
     admin_key: str = ""
     api_processes: int = API_PROCESSES
     other_zones: tuple[str, ...] = ()  # ZONE:KEY specs served by the same BIND, not registered in Hostmaster
+    api_env: dict[str, str] = field(default_factory=dict)  # HOSTMASTER_* settings of the API's only
 
     @property
     def api_url(self) -> str:
@@ -97,7 +98,7 @@ class Stack:
         self.processes["api"] = _start(
             "api",
             ["-m", "service.cli", "run", "api", "--port", str(self.api_port), "--workers", str(self.api_processes)],
-            self.env(),
+            self.env(**self.api_env),
         )
         self.processes["worker"] = _start("worker", ["-m", "workers", *WORKER_ARGS], self.env())
         self.processes["consumer"] = _start(

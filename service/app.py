@@ -21,7 +21,8 @@ from service.api import (
     records,
     zones,
 )
-from service.api.common import install_body_schemas
+from service.api.common import install_body_schemas, key_window
+from service.api.groups import WriteGroups
 from service.api.headers import SecurityHeadersMiddleware
 from service.api.instrument import HttpMetricsMiddleware
 from service.api.middleware import RequestIdMiddleware
@@ -44,6 +45,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.dispatcher = Dispatcher(broker, settings.queue_name)
         app.state.rate_limits = TokenBuckets(settings.rate_limit_per_s, settings.rate_limit_burst)
         app.state.recent_keys = RecentKeys(settings.auth_cache_s)
+        if settings.write_group_max > 1:
+            app.state.write_groups = WriteGroups(
+                engine=engine,
+                dispatcher=app.state.dispatcher,
+                max_changes=settings.max_changes,
+                max_values=settings.max_values,
+                key_window=key_window(settings),
+                max_group=settings.write_group_max,
+            )
         try:
             yield
         finally:

@@ -33,6 +33,16 @@ def bound_request_id(request_id: str | None) -> Iterator[None]:
         request_id_var.reset(token)
 
 
+@contextmanager
+def bound_client(name: str | None) -> Iterator[None]:
+    """Work done for client ``name`` (a group commit serves many callers from one context)."""
+    token = client_var.set(name)
+    try:
+        yield
+    finally:
+        client_var.reset(token)
+
+
 def parse_request_id(value: str | None) -> uuid.UUID | None:
     """A request id given by a client is accepted when it is a UUID, as asgi-correlation-id does."""
     if not value or len(value) > 64:

@@ -191,6 +191,13 @@ class Settings(BaseSettings):
         le=10_000,
         description="Most writes in one `POST /api/v2/requests:batch` (each its own request).",
     )
+    write_group_max: int = Field(
+        default=100,
+        ge=1,
+        le=1000,
+        description="Most v1 writes one API process accepts together when they arrive at once (group commit: one "
+        "planning transaction and one commit for all, each still its own request); 1 accepts every write alone.",
+    )
 
     # Web console (/ui).
     console_logs_url: str = Field(

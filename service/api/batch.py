@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
 
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
@@ -11,7 +10,7 @@ from fastapi.concurrency import run_in_threadpool
 from db.schemas import BatchAnswer, BatchIn, BatchOut, BatchWriteIn
 from service import batch, provisioning
 from service.api.auth import ClientDep
-from service.api.common import accepted, json_body, problems, read_model
+from service.api.common import accepted, json_body, key_window, problems, read_model
 from service.api.deps import DispatcherDep, SettingsDep
 from service.api.problems import answer_of
 from service.context import bound_request_id
@@ -50,10 +49,7 @@ async def post_batch(request: Request, dispatcher: DispatcherDep, settings: Sett
             principal=client,
             max_changes=settings.max_changes,
             max_values=settings.max_values,
-            key_window=provisioning.KeyWindow(
-                retention=timedelta(hours=settings.idempotency_retention_h),
-                abandon_after=timedelta(seconds=settings.abandon_after_s),
-            ),
+            key_window=key_window(settings),
         )
     )
     return BatchOut(results=[_answer(request, answer) for answer in answers])

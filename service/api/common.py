@@ -12,6 +12,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from db.schemas import Problem, RequestAccepted
 from service import provisioning
+from service.api.groups import Pending, WriteGroups
 from service.clients import Principal
 from service.dispatch import Dispatcher
 from service.errors import InvalidRequest, PayloadTooLarge, Violation
@@ -94,34 +95,55 @@ async def submit(
     principal: Principal,
 ) -> provisioning.Outcome:
     body = await read_body(request, settings.max_body_bytes) if with_body else None
-    engine = request.app.state.engine
     idempotency_key = _idempotency_key(request)
     origin = _kafka_origin(request)
-    outcome = await run_in_threadpool(
-        lambda: provisioning.submit(
-            engine=engine,
-            dispatcher=dispatcher,
-            request_id=request.state.request_id,
-            body=body,
-            parser=parser,
-            operation=operation,
-            max_changes=settings.max_changes,
-            max_values=settings.max_values,
-            target=target,
-            principal=principal,
-            idempotency_key=idempotency_key,
-            key_window=provisioning.KeyWindow(
-                retention=timedelta(hours=settings.idempotency_retention_h),
-                abandon_after=timedelta(seconds=settings.abandon_after_s),
-            ),
-            origin=origin,
+    groups: WriteGroups | None = getattr(request.app.state, "write_groups", None)
+    if groups is not None and operation in GROUPED:
+        outcome = await groups.accept(
+            Pending(
+                request_id=request.state.request_id,
+                operation=operation,
+                parser=parser,
+                body=body,
+                principal=principal,
+                target=target,
+                idempotency_key=idempotency_key,
+                origin=origin,
+            )
         )
-    )
+    else:
+        outcome = await run_in_threadpool(
+            lambda: provisioning.submit(
+                engine=request.app.state.engine,
+                dispatcher=dispatcher,
+                request_id=request.state.request_id,
+                body=body,
+                parser=parser,
+                operation=operation,
+                max_changes=settings.max_changes,
+                max_values=settings.max_values,
+                target=target,
+                principal=principal,
+                idempotency_key=idempotency_key,
+                key_window=key_window(settings),
+                origin=origin,
+            )
+        )
     if outcome.request is not None:
         response.headers["Location"] = status_url(request, outcome)
     if outcome.repeated:
         response.headers["Idempotent-Replayed"] = "true"
     return outcome
+
+
+GROUPED = frozenset({"record.create", "record.replace", "record.delete"})  # v1: change sets are accepted alone
+
+
+def key_window(settings: Settings) -> provisioning.KeyWindow:
+    return provisioning.KeyWindow(
+        retention=timedelta(hours=settings.idempotency_retention_h),
+        abandon_after=timedelta(seconds=settings.abandon_after_s),
+    )
 
 
 _KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
