@@ -1,8 +1,9 @@
 """The consumer's calls to the API, as one more API client.
 
 An answer is *decided* when the API accepted (2xx) or definitively refused (4xx but 408/429)
-the event; anything else (unreachable, timeout, 5xx, 408, 429) is *undecided* and is tried
-again with capped exponential backoff until it is decided or the consumer is asked to stop.
+the event, or when the event cannot become an HTTP request at all (``unsendable``); anything
+else (unreachable, timeout, 5xx, 408, 429) is *undecided* and is tried again with capped
+exponential backoff until it is decided or the consumer is asked to stop.
 """
 
 from __future__ import annotations
@@ -57,6 +58,12 @@ def undecided(status: int, body: dict[str, Any]) -> str | None:
     return None
 
 
+def unsendable(exc: Exception) -> Decision:
+    """The decision on an event that cannot become an HTTP request (status 0: the API never saw it)."""
+    detail = f"the event cannot be sent as an HTTP request ({type(exc).__name__}: {str(exc)[:200]})"
+    return Decision(0, {"code": "unsendable", "detail": detail})
+
+
 def _body(answer: httpx.Response) -> dict[str, Any]:
     try:
         body = answer.json()
@@ -83,6 +90,10 @@ class ApiClient:
     def _once(self, call: Call, headers: dict[str, str]) -> Decision:
         try:
             answer = self.http.request(call.method, call.path, json=call.body, headers=headers)
+        except (httpx.LocalProtocolError, httpx.InvalidURL, UnicodeEncodeError) as exc:
+            # Refused before anything was sent: the event, not the API, is at fault, and sending
+            # it again would stall every event behind it. Decided: a dead letter with the reason.
+            return unsendable(exc)
         except httpx.HTTPError as exc:
             raise Undecided(f"the API cannot be reached: {type(exc).__name__}") from exc
         body = _body(answer)

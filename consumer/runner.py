@@ -37,7 +37,7 @@ logger = logging.getLogger(__name__)
 
 TERMINAL = ("succeeded", "failed", "rejected")
 DLQ_VALUE_LIMIT = 64 * 1024  # an oversize value is cut to this in its dead letter
-_HEADER_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
+_HEADER_KEY = re.compile(r"[\x21-\x7e]{1,255}")  # the whole value (fullmatch): `$` lets a trailing newline by
 
 
 @dataclass
@@ -197,7 +197,7 @@ class Runner:
                 return None
             key_header = headers.get("idempotency-key")
             idempotency_key = key_header.decode("latin-1") if key_header else (event.event_id or where)
-            if not _HEADER_KEY.match(idempotency_key):
+            if not _HEADER_KEY.fullmatch(idempotency_key):
                 reason = "the idempotency-key header is not 1 to 255 printable ASCII characters"
                 self.dead_letter(record, "invalid_header", reason, request_id)
                 return None

@@ -81,7 +81,7 @@ class _Found:
 
 
 def _look_up(session: Session, key: str) -> _Found | None:
-    match = _KEY.match(key)
+    match = _KEY.fullmatch(key)
     if match is None:
         return None
     client = session.exec(select(ApiClient).where(ApiClient.key_id == match.group(1))).first()
@@ -117,7 +117,7 @@ class RecentKeys:
     def kept(self, key: str, pepper: bytes) -> Principal | None:
         """The client of ``key`` if it was read within the window (Unauthorized if it does not match);
         None when it must be read (``authenticate``). Does no I/O."""
-        match = _KEY.match(key)
+        match = _KEY.fullmatch(key)
         kept = self._found.get(match.group(1)) if match is not None else None
         if kept is None or self._clock() - kept[0] >= self._ttl_s:
             return None
@@ -127,7 +127,7 @@ class RecentKeys:
         """The client of ``key``, from the window or read from the database (and kept)."""
         if (principal := self.kept(key, pepper)) is not None:
             return principal
-        match = _KEY.match(key)
+        match = _KEY.fullmatch(key)
         key_id = match.group(1) if match is not None else None
         now = self._clock()
         with session_factory() as session:
@@ -192,7 +192,7 @@ def revoke(session: Session, *, name: str) -> ApiClient:
 
 
 def get_client(session: Session, name: str, *, for_update: bool = False) -> ApiClient:
-    if not _NAME.match(name):
+    if not _NAME.fullmatch(name):
         raise NotFound(f"no client is named {shown(name)}", code="client_not_found")
     statement = select(ApiClient).where(ApiClient.name == name)
     client = session.exec(statement.with_for_update() if for_update else statement).first()
@@ -216,7 +216,7 @@ def _new_key() -> tuple[str, str]:
 
 def _check(name: str, scopes: Sequence[str], zones: Sequence[str]) -> None:
     violations = []
-    if not _NAME.match(name):
+    if not _NAME.fullmatch(name):
         violations.append(Violation("name", "use 1 to 64 lower-case letters, digits, dots, hyphens, underscores"))
     if not scopes:
         violations.append(Violation("scopes", "must hold at least one of read, write, admin"))

@@ -58,12 +58,12 @@ def _check_label(label: str, index: int, *, allow_underscore: bool, allow_wildca
         if index != 0 or not allow_wildcard:
             raise BadName("may have a wildcard '*' only as its whole leftmost label")
         return
-    if _LDH_LABEL.match(label):
+    if _LDH_LABEL.fullmatch(label):
         return
     if label.startswith("_"):
         if not allow_underscore:
             raise BadName(f"has the label {shown(label)}: underscore labels are not allowed for this record type")
-        if _UNDERSCORE_LABEL.match(label):
+        if _UNDERSCORE_LABEL.fullmatch(label):
             return
     raise BadName(
         f"has the label {shown(label)}: use letters, digits and hyphens, not starting or ending with a hyphen"

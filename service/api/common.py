@@ -146,8 +146,10 @@ def key_window(settings: Settings) -> provisioning.KeyWindow:
     )
 
 
-_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
-_TOPIC = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
+# Whole values only (fullmatch): `$` alone would let a trailing newline through.
+_KEY = re.compile(r"[\x21-\x7e]{1,255}")
+_TOPIC = re.compile(r"[A-Za-z0-9._-]{1,249}")
+_NUMBER = re.compile(r"[0-9]{1,18}")  # not str.isdigit(), which takes "²" and other digits int() refuses
 
 
 def _idempotency_key(request: Request) -> str | None:
@@ -155,7 +157,7 @@ def _idempotency_key(request: Request) -> str | None:
     key = request.headers.get("idempotency-key")
     if key is None:
         return None
-    if not _KEY.match(key):
+    if not _KEY.fullmatch(key):
         raise InvalidRequest([Violation("Idempotency-Key", "use 1 to 255 printable ASCII characters, no spaces")])
     return key
 
@@ -167,7 +169,7 @@ def _kafka_origin(request: Request) -> KafkaOrigin | None:
         return None
     partition = request.headers.get("x-kafka-partition", "")
     offset = request.headers.get("x-kafka-offset", "")
-    if not (_TOPIC.match(topic) and partition.isdigit() and offset.isdigit()):
+    if not (_TOPIC.fullmatch(topic) and _NUMBER.fullmatch(partition) and _NUMBER.fullmatch(offset)):
         raise InvalidRequest(
             [Violation("X-Kafka-Topic", "give a topic name with X-Kafka-Partition and X-Kafka-Offset")]
         )

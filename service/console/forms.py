@@ -86,7 +86,7 @@ def change_set(rows: list[Row], *, dry_run: bool, force: bool) -> tuple[bytes, l
         if values or row.op.strip() != "delete":
             change["values"] = values
         ttl = row.ttl.strip()
-        if ttl and not _TTL.match(ttl):
+        if ttl and not _TTL.fullmatch(ttl):
             problems.append(f"row {number}, ttl: {ttl[:20]!r} is not a number of seconds")
         elif ttl:
             change["ttl"] = int(ttl)
@@ -105,7 +105,7 @@ def explain(violations: list[Violation], numbers: list[int]) -> list[str]:
     """Violations of the v2 body in the form's words: "row 2, values[0]: …"."""
     lines = []
     for violation in violations:
-        match = _CHANGE_FIELD.match(violation.field)
+        match = _CHANGE_FIELD.fullmatch(violation.field)
         if match and int(match.group(1)) < len(numbers):
             where = f"row {numbers[int(match.group(1))]}" + (
                 f", {match.group(2)}{match.group(3)}" if match.group(2) else ""

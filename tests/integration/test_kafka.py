@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import time
 import uuid
@@ -16,6 +17,8 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from service.dispatch import Dispatcher, make_broker
@@ -103,25 +106,7 @@ def send(producer: KafkaProducer, kafka: Kafka, value: bytes | dict[str, Any], *
 
 def read(kafka: Kafka, topic: str, want: Any, *, timeout: float = 120) -> list[Any]:
     """Records of ``topic`` (from the start) until ``want(records)`` holds."""
-    reader = KafkaConsumer(
-        topic,
-        bootstrap_servers=kafka.bootstrap,
-        group_id=f"reader-{uuid.uuid4().hex[:8]}",
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        session_timeout_ms=6000,
-    )
-    seen: list[Any] = []
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline:
-            for records in reader.poll(timeout_ms=1000).values():
-                seen.extend(records)
-            if want(seen):
-                return seen
-    finally:
-        reader.close()
-    raise AssertionError(f"timed out reading {topic}: {len(seen)} records")
+    return read_many(kafka, [topic], want, timeout=timeout)
 
 
 def results_for(kafka: Kafka, event_ids: set[str], *, timeout: float = 150) -> dict[str, list[dict[str, Any]]]:
@@ -321,3 +306,109 @@ def test_the_consumer_logs_its_counts_and_stops_cleanly_on_sigterm(consumer: Con
     assert consumer.process.popen.wait(timeout=30) == 0
     assert any(line.get("message") == "consumer stopped" for line in consumer.process.log_lines())
     consumer.start()
+
+
+# Hostile messages: any value, key and headers a producer can write. An idempotency-key header
+# is always one the consumer must refuse (a valid one would make two messages one request).
+_KEY_BYTES = st.one_of(
+    st.builds(lambda key: key.encode() + b"\n", st.text("abc123", min_size=1, max_size=20)),  # `$` let it by
+    st.binary(max_size=300).filter(lambda raw: not re.fullmatch(rb"[\x21-\x7e]{1,255}", raw)),
+)
+_HEADER_NAMES = st.text(st.characters(codec="ascii"), min_size=1, max_size=20).filter(
+    lambda name: name.lower() not in ("idempotency-key", "x-hostile")
+)
+_VALUES = st.one_of(
+    st.binary(max_size=200),
+    st.fixed_dictionaries(
+        {"label": st.text(max_size=40), "values": st.lists(st.text(max_size=40), max_size=3)}
+    ),  # an event whose name and values are anything
+)
+_HOSTILE = st.tuples(
+    _VALUES,
+    st.one_of(st.none(), st.binary(max_size=50)),
+    st.lists(st.tuples(_HEADER_NAMES, st.binary(max_size=100)), max_size=4),
+    st.one_of(st.none(), _KEY_BYTES),
+)
+
+
+@settings(
+    max_examples=3,
+    deadline=None,
+    phases=[Phase.generate],  # each example takes seconds on the real broker: no shrinking
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(hostile=st.lists(_HOSTILE, min_size=10, max_size=20))
+def test_no_message_stalls_the_consumer(
+    consumer: Consumer, producer: KafkaProducer, kafka: Kafka, hostile: list[Any]
+) -> None:
+    """Random values, keys and headers between valid events: within a bound, every valid event
+    succeeds and every other message is dead-lettered or answered with a result."""
+    marker = uuid.uuid4().hex
+    parent = f"{unique_label('calm')}.{ZONE}"
+    valid: list[str] = []
+    event_ids: dict[str, str] = {}  # hostile tag → its event id, when its value is an event
+    for index, (value, key, headers, idempotency_key) in enumerate(hostile):
+        tag = f"{marker}-{index}"
+        raw = value
+        if isinstance(value, dict):
+            event_ids[tag] = f"h-{tag}"
+            body = {"name": f"{value['label']}.{ZONE}", "type": "TXT", "values": value["values"]}
+            raw = json.dumps(
+                {"schema_version": 1, "event_id": event_ids[tag], "operation": "record.create", "body": body}
+            ).encode()
+        sent_headers = [*headers, ("x-hostile", tag.encode())]
+        if idempotency_key is not None:
+            sent_headers.append(("idempotency-key", idempotency_key))
+        producer.send(kafka.topic, value=raw, key=key, headers=sent_headers).get(timeout=10)
+        good = event(f"v{index}.{parent}", f"calm {index}")
+        valid.append(good["event_id"])
+        send(producer, kafka, good)
+
+    def decided(records: list[Any]) -> bool:
+        dead, ended = _seen(records, marker, kafka.dlq)
+        return set(valid) <= set(ended) and all(
+            tag in dead or event_ids.get(tag) in ended for tag in (f"{marker}-{i}" for i in range(len(hostile)))
+        )
+
+    records = read_many(kafka, [kafka.results, kafka.dlq], decided, timeout=90)
+
+    _, ended = _seen(records, marker, kafka.dlq)
+    assert {ended[event_id] for event_id in valid} == {"succeeded"}, ended
+
+
+def _seen(records: list[Any], marker: str, dlq: str) -> tuple[set[str], dict[str, str]]:
+    """The tags of the dead letters of this example, and every result's last status by event id."""
+    dead: set[str] = set()
+    ended: dict[str, str] = {}
+    for record in records:
+        if record.topic == dlq:
+            tag = dict(record.headers or []).get("x-hostile", b"").decode(errors="replace")
+            if tag.startswith(marker):
+                dead.add(tag)
+        else:
+            value = json.loads(record.value)
+            ended[value["event_id"]] = value["status"]
+    return dead, ended
+
+
+def read_many(kafka: Kafka, topics: list[str], want: Any, *, timeout: float) -> list[Any]:
+    """Records of ``topics`` (from the start) until ``want(records)`` holds."""
+    reader = KafkaConsumer(
+        *topics,
+        bootstrap_servers=kafka.bootstrap,
+        group_id=f"reader-{uuid.uuid4().hex[:8]}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        session_timeout_ms=6000,
+    )
+    seen: list[Any] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            for records in reader.poll(timeout_ms=1000).values():
+                seen.extend(records)
+            if want(seen):
+                return seen
+    finally:
+        reader.close()
+    raise AssertionError(f"timed out reading {', '.join(topics)}: {len(seen)} records")

@@ -237,3 +237,19 @@ def test_the_origin_of_a_kafka_event_is_recorded(stack: httpx.Client) -> None:
         "partition": 2,
         "offset": 41,
     }
+
+
+@pytest.mark.parametrize("partition", [b"\xb2", b"\xb9", b"-1"])  # "²" and "¹" (latin-1) pass str.isdigit()
+def test_a_kafka_origin_that_is_not_a_number_is_a_422_and_changes_nothing(
+    stack: httpx.Client, partition: bytes
+) -> None:
+    name = f"{unique_label('origin')}.{ZONE}"
+    answer = stack.post(
+        "/api/v1/records",
+        json={"name": name, "type": "TXT", "values": ["from kafka"]},
+        headers=[("X-Kafka-Topic", b"dns.requests"), ("X-Kafka-Partition", partition), ("X-Kafka-Offset", b"41")],
+    )
+
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["violations"][0]["field"] == "X-Kafka-Topic"
+    assert stack.get(f"/api/v1/records/{name}/TXT").status_code == 404

@@ -173,6 +173,11 @@ def test_a_body_sent_without_a_key_is_refused_before_it_is_read(api: Process, st
 
 def test_odd_client_names_and_a_revoked_client_are_refused_cleanly(stack: httpx.Client, api: Process) -> None:
     assert stack.delete("/api/v1/clients/a%00b").status_code == 404
+    trailing = f"team-{unique_label('n')}\n"  # `$` matches before a final newline; the whole name must match
+    made = stack.post("/api/v1/clients", json={"name": trailing, "scopes": ["read"], "zones": [ZONE]})
+    assert made.status_code == 422, made.text
+    assert made.json()["violations"][0]["field"] == "name"
+    assert all(client["name"] != trailing for client in stack.get("/api/v1/clients").json())
     assert stack.post("/api/v1/clients/a%00b/rotate").status_code == 404
     name = f"gone-{unique_label('g')}"
     key = stack.post("/api/v1/clients", json={"name": name, "scopes": ["write"], "zones": [ZONE]}).json()["key"]

@@ -137,6 +137,7 @@ def test_a_replayed_request_publishes_no_second_result() -> None:
         (Record(b"{nope"), "invalid_json"),
         (Record(event(), headers=[("idempotency-key", "caf\u00e9".encode())]), "invalid_header"),
         (Record(event(), headers=[("idempotency-key", b"a\nb")]), "invalid_header"),
+        (Record(event(), headers=[("idempotency-key", b"evt-1\n")]), "invalid_header"),  # `$` let this by
     ],
 )
 def test_messages_that_cannot_become_requests_are_dead_lettered_without_calling_the_api(
@@ -154,6 +155,25 @@ def test_messages_that_cannot_become_requests_are_dead_lettered_without_calling_
     assert len(dead["value"]) <= DLQ_VALUE_LIMIT
     if reason == "oversize":
         assert headers["x-dlq-original-size"] == b"2000000"
+
+
+def test_an_event_the_http_client_cannot_send_is_a_dead_letter_not_a_retry_forever() -> None:
+    calls: list[str] = []
+
+    def api(request: httpx.Request) -> httpx.Response:
+        calls.append(request.url.path)
+        raise httpx.LocalProtocolError("Illegal header value b'evt-1\\n'")
+
+    producer = Producer()
+    runner(api, producer).handle(Record(event()))
+
+    assert calls == ["/api/v1/records"]  # once: it can never be sent, so it is not tried again
+    topics = [topic for topic, _ in producer.messages]
+    assert topics == ["dns.requests.dlq", "dns.requests.results"]
+    headers = dict(producer.messages[0][1]["headers"])
+    assert (headers["x-dlq-reason"], headers["x-dlq-status"]) == (b"unsendable", b"0")
+    assert b"LocalProtocolError" in headers["x-dlq-detail"]
+    assert json.loads(producer.messages[1][1]["value"])["status"] == "rejected"
 
 
 def test_a_dead_letter_is_written_even_when_kafka_fails_for_a_while() -> None:
