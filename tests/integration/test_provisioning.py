@@ -247,7 +247,7 @@ def test_a_kafka_origin_that_is_not_a_number_is_a_422_and_changes_nothing(
     answer = stack.post(
         "/api/v1/records",
         json={"name": name, "type": "TXT", "values": ["from kafka"]},
-        headers=[("X-Kafka-Topic", b"dns.requests"), ("X-Kafka-Partition", partition), ("X-Kafka-Offset", b"41")],
+        headers=[(b"X-Kafka-Topic", b"dns.requests"), (b"X-Kafka-Partition", partition), (b"X-Kafka-Offset", b"41")],
     )
 
     assert answer.status_code == 422, answer.text
