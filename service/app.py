@@ -24,6 +24,7 @@ from service.api import (
 from service.api.common import install_body_schemas, key_window
 from service.api.groups import WriteGroups
 from service.api.headers import SecurityHeadersMiddleware
+from service.api.health import Readiness
 from service.api.instrument import HttpMetricsMiddleware
 from service.api.middleware import RequestIdMiddleware
 from service.clients import RecentKeys
@@ -45,6 +46,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.dispatcher = Dispatcher(broker, settings.queue_name)
         app.state.rate_limits = TokenBuckets(settings.rate_limit_per_s, settings.rate_limit_burst)
         app.state.recent_keys = RecentKeys(settings.auth_cache_s)
+        app.state.readiness = Readiness()
         if settings.write_group_max > 1:
             app.state.write_groups = WriteGroups(
                 engine=engine,

@@ -1,7 +1,8 @@
 """HTTP metrics of the API process: requests by method, route and status, and their latency.
 
 The route is the template (``/api/v1/records/{name}/{type}``), never the path a client sent,
-so the number of series stays bounded; a path no route matched counts as ``unmatched``.
+and the method one of HTTP's own (anything else counts as ``OTHER``), so the number of series
+stays bounded whatever a client sends; a path no route matched counts as ``unmatched``.
 Counters live in this process's registry: with ``--workers N`` each uvicorn process counts
 its own share (scrape every pod; rates add up).
 """
@@ -44,17 +45,26 @@ class HttpMetricsMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = int(message["status"])
-                LATENCY.labels(scope["method"], _route(scope)).observe(time.perf_counter() - started)
+                LATENCY.labels(_method(scope), _route(scope)).observe(time.perf_counter() - started)
             await send(message)
 
         try:
             await self.app(scope, receive, send_and_count)
         finally:
-            REQUESTS.labels(scope["method"], _route(scope), str(status)).inc()
+            REQUESTS.labels(_method(scope), _route(scope), str(status)).inc()
 
 
 def exposition() -> str:
     return generate_latest(REGISTRY).decode()
+
+
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"})
+
+
+def _method(scope: Scope) -> str:
+    """The method as a label: a client may send any token as its method, a label may not grow with it."""
+    method = str(scope.get("method", ""))
+    return method if method in METHODS else "OTHER"
 
 
 def _route(scope: Scope) -> str:

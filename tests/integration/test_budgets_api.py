@@ -9,6 +9,7 @@ are written down in docs/performance.md.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,8 +18,9 @@ import pytest
 import uvicorn
 from sqlalchemy import Engine
 
+from service.api import health
 from service.app import create_app
-from service.settings import load_settings
+from service.settings import Settings, load_settings
 from tests.conftest import BULK_ZONE, free_port, unique_label, wait_until
 from tests.sqlcount import Count, counted
 
@@ -134,3 +136,35 @@ def test_a_batch_of_50_writes_commits_once(api_here: InProcessApi) -> None:
     ]
     count = _counted(api_here, "POST", "/api/v2/requests:batch", status=200, json={"writes": writes})
     assert (len(count.statements), count.commits) <= (BATCH_FIXED + 50 * BATCH_PER_WRITE, 1), str(count)
+
+
+def test_a_scrape_counts_open_requests_and_reads_no_report_whole(api_here: InProcessApi) -> None:
+    assert api_here.http.get("/metrics").status_code == 200  # the ended requests counted, kept a minute
+    with counted(api_here.engine) as count:
+        answer = api_here.http.get("/metrics")
+
+    assert answer.status_code == 200
+    assert 'hostmaster_requests{status="succeeded"}' in answer.text
+    assert len(count.statements) <= 3, str(count)  # the latest reports twice (read, finished), the open requests
+    assert not any("differences" in sql for sql in count.statements), str(count)
+    (requests,) = [sql for sql in count.statements if "FROM request" in sql]
+    assert "WHERE request.status IN" in requests, requests  # through the index, not every row
+
+
+def test_readiness_probes_within_a_second_share_one_check(
+    api_here: InProcessApi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    checked: list[float] = []
+    check = health._broker_answers
+
+    def counting(settings: Settings) -> str:
+        checked.append(time.monotonic())
+        return check(settings)
+
+    monkeypatch.setattr(health, "_broker_answers", counting)
+    started = time.monotonic()
+    for _ in range(30):
+        assert api_here.http.get("/readyz").status_code == 200
+    took = time.monotonic() - started
+
+    assert 1 <= len(checked) <= 2 + int(took), (len(checked), took)  # a broker connection a second, not a probe

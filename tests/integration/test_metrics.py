@@ -3,7 +3,10 @@ status, the workers' messages and DNS update latency, the consumer's events."""
 
 from __future__ import annotations
 
+import random
 import re
+import socket
+import string
 import uuid
 from collections.abc import Iterator
 
@@ -91,3 +94,28 @@ def test_the_workers_count_messages_per_actor_and_time_dns_updates(metered: tupl
     text = wait_until(scraped, timeout=30, what="the worker's metrics to count the message")
     assert sample(text, "dramatiq_message_errors_total", actor_name="apply_request") in (None, 0.0)
     assert (sample(text, "hostmaster_dns_update_seconds_count", outcome="ok") or 0) >= 1
+
+
+def test_methods_a_client_makes_up_do_not_grow_the_metrics(metered: tuple[httpx.Client, str]) -> None:
+    api, _ = metered
+    before = api.get("/metrics").text
+    host, port = api.base_url.host, api.base_url.port or 80
+    # httptools refuses a made-up method itself (400); the methods it knows beyond HTTP's own
+    # (WebDAV's and others) reach the app, and h11 would pass any token on: none is a label.
+    made_up = ["".join(random.choices(string.ascii_uppercase, k=4096)) for _ in range(10)]
+    known_to_the_parser = ["PROPFIND", "MKCOL", "PURGE", "SEARCH", "REPORT", "MKCALENDAR", "LINK", "UNLOCK"]
+    for method in made_up + known_to_the_parser:  # no key needed: anyone can send these
+        with socket.create_connection((host, port), timeout=5) as connection:
+            connection.sendall(f"{method} /healthz HTTP/1.1\r\nHost: api\r\nConnection: close\r\n\r\n".encode())
+            assert connection.recv(1024).startswith(b"HTTP/1.1 ")
+
+    after = api.get("/metrics").text
+
+    assert len(after) - len(before) < 5_000, f"/metrics grew from {len(before)} to {len(after)} bytes"
+    assert not any(method in after for method in made_up + known_to_the_parser)
+    counted = sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in after.splitlines()
+        if line.startswith('hostmaster_http_requests_total{method="OTHER"')
+    )
+    assert counted >= len(known_to_the_parser)

@@ -31,3 +31,25 @@ def test_clients_have_buckets_of_their_own() -> None:
     assert buckets.take("a") == 0
     assert buckets.take("a") > 0
     assert buckets.take("b") == 0
+
+
+def test_the_buckets_stay_bounded_however_many_addresses_call() -> None:
+    clock = Clock()
+    buckets = TokenBuckets(rate=1, burst=5, clock=clock, max_names=100)
+
+    for index in range(50_000):  # a guesser from ever new addresses, each limited while it lasts
+        buckets.take(f"unauthenticated 10.0.{index // 256}.{index % 256}")
+        assert len(buckets) <= 100
+
+
+def test_a_flood_of_new_names_does_not_free_a_name_that_keeps_calling() -> None:
+    clock = Clock()
+    buckets = TokenBuckets(rate=0.1, burst=5, clock=clock, max_names=100)
+    assert buckets.take("busy", 5) == 0  # drained
+
+    for index in range(1_000):  # one-off callers, faster than their buckets refill
+        clock.now += 0.01
+        buckets.take(f"new {index}")
+        if index % 10 == 0:
+            assert buckets.take("busy") > 0, index  # still limited: the idlest go first, not the busiest
+    assert len(buckets) <= 100
