@@ -13,6 +13,14 @@ redelivered) applies it. No pass sends messages for the requests it claims: each
 own, which later finds it ended (one indexed read) or, when the pass could not finish it,
 applies it as its own attempt.
 
+One pass of a zone claims at a time: before its claim, a pass takes the zone's turn (an
+advisory lock held until it commits), so the messages of requests queued together — a
+group commit's, a batch's — do not split those requests between passes that race for them
+(SKIP LOCKED): the first takes them all, the others wait their turn and find their requests
+ended (measured: passes held 20 others on average when requests trickled in, 7-8 when they
+came in groups, before the turn). A message whose request has ended answers at once,
+without a turn. A request of several zones (zone_id NULL) claims no others and takes none.
+
 R's message may find R held by another pass: it waits for that pass to end (the row lock,
 within the connection's lock timeout) and then finds R ended, or released to it.
 """
@@ -55,6 +63,15 @@ _CLAIM = text(
     SELECT 0 AS role, id, status, source, announced_at IS NOT NULL AS announced, NULL AS client, 0 AS attempts FROM me
     UNION ALL SELECT 1, id, NULL, source, false, client, attempts FROM leader
     UNION ALL SELECT 2, id, NULL, source, false, client, attempts FROM others
+    """
+)
+ZONE_TURNS = 18509  # the advisory lock space of the zones' turns ("HM")
+_TURN = text(
+    """
+    SELECT status, source, announced_at IS NOT NULL AS announced,
+           CASE WHEN status IN ('queued', 'in_progress', 'retrying') AND zone_id IS NOT NULL
+                THEN pg_advisory_xact_lock(:space, zone_id) END IS NULL AS turn  -- selected for its lock
+    FROM request WHERE id = CAST(:id AS uuid)
     """
 )
 _WAIT = text("SELECT status, source, announced_at IS NOT NULL FROM request WHERE id = CAST(:id AS uuid) FOR UPDATE")
@@ -119,6 +136,16 @@ def claim(
         "min_backoff_ms": min_backoff_ms,
         "max_backoff_ms": max_backoff_ms,
     }
+    try:  # the zone's turn; its status as it was before the wait (the claim reads it afresh)
+        turn = session.execute(_TURN, {"id": str(request_id), "space": ZONE_TURNS}).one_or_none()
+    except OperationalError as exc:
+        if getattr(exc.orig, "pgcode", None) == LOCK_NOT_AVAILABLE:
+            raise Busy(f"the zone of request {request_id} is held by another worker's pass") from exc
+        raise
+    if turn is None:
+        raise NotFound(f"no request has the id {request_id}", code="request_not_found")
+    if RequestStatus(turn.status).terminal:
+        return Ended(turn.status, turn.source == "kafka" and not turn.announced, turn.source == "kafka")
     rows = session.execute(_CLAIM, parameters).all()
     me = next((row for row in rows if row.role == 0), None)
     if me is None:

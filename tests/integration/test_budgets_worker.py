@@ -29,13 +29,13 @@ from workers import apply, rfc2136
 
 pytestmark = pytest.mark.integration
 
-# (statements, commits) of one pass: the claim (with the message's own request read in the same
-# statement), its changes, its RRset rows locked, its zone; after DNS, one UPDATE each for the
-# changes, the RRsets and the requests, one INSERT for every step; one commit. A delete adds
-# the DELETE of its RRset row.
-ONE_REQUEST = (8, 1)
-HUNDRED_REQUESTS = (8, 1)  # the same: nothing per request
-ENDED_REQUEST = (1, 0)  # a message whose request another pass ended: one indexed read
+# (statements, commits) of one pass: the zone's turn (the message's own request read, the
+# zone's advisory lock taken), the claim, its changes, its RRset rows locked, its zone; after
+# DNS, one UPDATE each for the changes, the RRsets and the requests, one INSERT for every step;
+# one commit. A delete adds the DELETE of its RRset row.
+ONE_REQUEST = (9, 1)
+HUNDRED_REQUESTS = (9, 1)  # the same: nothing per request
+ENDED_REQUEST = (1, 0)  # a message whose request another pass ended: one indexed read, no turn
 
 
 @dataclass
