@@ -99,6 +99,8 @@ def plan(
         touched_zones.update({zone.id: zone for zone in ptr.reverse_zones(zones)})
     state = DesiredState.load(session, touched_zones.values(), registry=zones)
     state.rows.fetch(_names_consulted(operations, zones))  # one query for what the rules will ask about
+    if reverse := ptr.names_touched(state, zones, operations):
+        state.rows.fetch(reverse)  # the PTRs, one query (not one per address)
     return plan_operations(
         operations, state, field_of=field_of, force=force, single=single, max_values=max_values, principal=principal
     )
@@ -171,6 +173,8 @@ def parse(
     max_values: int = MAX_VALUES,
     principal: Principal | None = None,
 ) -> list[Operation]:
+    if principal is not None:  # before any value is parsed, or anything said about zones it may not touch
+        principal.require(Scope.write, _zones_named(changes, zones))
     violations: list[Violation] = []
     operations = []
     for index, change in enumerate(changes):
@@ -178,8 +182,6 @@ def parse(
         operation = _parse_one(change, prefix, zones, scope, violations, max_values)
         if operation is not None:
             operations.append(operation)
-    if principal is not None:  # before saying anything about zones the client may not touch
-        principal.require(Scope.write, _zones_named(changes, zones))
     if violations:
         raise InvalidRequest(violations)
     return operations
@@ -228,6 +230,14 @@ def _parse_one(
         found.append(Violation(f"{prefix}values", f"must hold at least one value for {change.op}"))
     elif len(change.values) > max_values:
         found.append(Violation(f"{prefix}values", f"holds {len(change.values)} values; the limit is {max_values}"))
+    elif (length := sum(len(raw) for raw in change.values)) > rules.MAX_VALUES_TEXT:
+        # Not parsed: no presentation of an RRset that fits in DNS is this long (\ddd is 4 per octet).
+        found.append(
+            Violation(
+                f"{prefix}values",
+                f"hold {length} characters; one RRset may take {rules.MAX_RRSET_OCTETS} octets in DNS",
+            )
+        )
     elif rtype in SUPPORTED_TYPES:
         for index, raw in enumerate(change.values):
             try:

@@ -9,6 +9,7 @@ A PTR that holds other names keeps them: only the owner is added or taken away.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import dns.reversename
 
@@ -16,11 +17,32 @@ from db.models import Zone
 from service.desired import Content, DesiredState, Key
 from service.validation import zone_for_owner
 
+if TYPE_CHECKING:
+    from service.changes import Operation
+
 REVERSE_SUFFIXES = ("in-addr.arpa.", "ip6.arpa.")
 
 
 def reverse_zones(zones: Sequence[Zone]) -> list[Zone]:
     return [zone for zone in zones if zone.name.endswith(REVERSE_SUFFIXES)]
+
+
+def names_touched(state: DesiredState, zones: Sequence[Zone], operations: Sequence[Operation]) -> set[str]:
+    """The reverse names whose PTRs the A and AAAA RRsets of ``operations`` may touch: their
+    new addresses and those they hold now (read already), in registered reverse zones."""
+    reverse = reverse_zones(zones)
+    names: set[str] = set()
+    for operation in operations:
+        if operation.rtype not in ("A", "AAAA"):
+            continue
+        row = state.stored.get((operation.owner, operation.rtype))
+        wanted = operation.ptr if operation.ptr is not None else bool(row and row.ptr)
+        held = row.values if row is not None and row.ptr and row.values else ()  # as play() reads them
+        for address in {*(operation.values if wanted else ()), *held}:
+            name = dns.reversename.from_address(address).to_text()
+            if zone_for_owner(name, reverse) is not None:
+                names.add(name)
+    return names
 
 
 def play(state: DesiredState, zones: Sequence[Zone], keys: Sequence[Key], wanted: dict[Key, bool]) -> dict[Key, Key]:

@@ -18,6 +18,9 @@ REVERSE_SUFFIXES = ("in-addr.arpa.", "ip6.arpa.")
 TARGET_TYPES = ("MX", "SRV", "NS")
 MAX_VALUES = 100
 MAX_RRSET_OCTETS = 16_000  # an RRset travels twice in an UPDATE (prerequisite and add), under 65,535
+# The most text an RRset's values may hold before they are parsed: \ddd writes an octet in 4
+# characters, and quotes and spaces are fewer than one per octet; longer input is refused unread.
+MAX_VALUES_TEXT = 5 * MAX_RRSET_OCTETS
 
 
 def check(

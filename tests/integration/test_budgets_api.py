@@ -18,10 +18,11 @@ import pytest
 import uvicorn
 from sqlalchemy import Engine
 
+from service import changes, rdata
 from service.api import health
 from service.app import create_app
 from service.settings import Settings, load_settings
-from tests.conftest import BULK_ZONE, free_port, unique_label, wait_until
+from tests.conftest import BULK_ZONE, ZONE, free_port, make_client, unique_label, wait_until
 from tests.sqlcount import Count, counted
 
 pytestmark = pytest.mark.integration
@@ -168,3 +169,64 @@ def test_readiness_probes_within_a_second_share_one_check(
     took = time.monotonic() - started
 
     assert 1 <= len(checked) <= 2 + int(took), (len(checked), took)  # a broker connection a second, not a probe
+
+
+def test_automatic_ptrs_are_read_in_one_query_however_many_addresses(api_here: InProcessApi) -> None:
+    def rrset_reads(addresses: int) -> int:
+        values = [f"192.0.2.{index + 1}" for index in range(addresses)]
+        body = {"name": _name(), "type": "A", "values": values, "ptr": True}
+        count = _counted(api_here, "POST", "/api/v1/records", json=body)
+        return sum(1 for sql in count.statements if sql.lstrip().startswith("SELECT rrset.id, rrset.zone_id"))
+
+    # The names the rules consult, then the PTRs at the addresses' reverse names: one query each,
+    # not one SELECT per address. (Writing them costs more when some PTRs exist already: an UPDATE.)
+    assert rrset_reads(1) == rrset_reads(20) == 2
+
+
+def _client(api: InProcessApi, env: dict[str, str], *, scopes: tuple[str, ...]) -> httpx.Client:
+    key = make_client(env, f"bulk-{unique_label('c')}", BULK_ZONE, scopes=scopes)
+    return httpx.Client(base_url=api.http.base_url, headers={"Authorization": f"Bearer {key}"}, timeout=30)
+
+
+@pytest.fixture
+def parsed(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every value the planner parses (service/rdata.py's normalize_value, as changes.py calls it)."""
+    seen: list[str] = []
+    parse = rdata.normalize_value
+
+    def counting(rtype: str, raw: str) -> str:
+        seen.append(raw[:20])
+        return parse(rtype, raw)
+
+    monkeypatch.setattr(changes, "normalize_value", counting)
+    return seen
+
+
+def test_a_key_without_the_scope_or_the_zone_is_refused_before_any_value_is_parsed(
+    api_here: InProcessApi, stack_env: dict[str, str], parsed: list[str]
+) -> None:
+    huge = "x" * 3_000_000  # a 3 MB TXT value: seconds of parsing, were it parsed
+    with (
+        _client(api_here, stack_env, scopes=("read",)) as reader,
+        _client(api_here, stack_env, scopes=("write",)) as writer,
+    ):
+        no_scope = reader.post("/api/v1/records", json={"name": _name(), "type": "TXT", "values": [huge]})
+        elsewhere = f"{unique_label('other')}.{ZONE}."  # a zone the writer is not granted
+        no_zone = writer.post("/api/v1/records", json={"name": elsewhere, "type": "TXT", "values": [huge]})
+
+    assert (no_scope.status_code, no_scope.json()["code"]) == (403, "scope_missing")
+    assert (no_zone.status_code, no_zone.json()["code"]) == (403, "zone_not_granted")
+    assert parsed == []
+
+
+def test_values_longer_than_any_rrset_dns_can_carry_are_refused_unread(
+    api_here: InProcessApi, parsed: list[str]
+) -> None:
+    values = [f'"{"v" * 40_000}"', f'"{"w" * 40_001}"']  # 80,001 characters: more than 16,000 octets can be
+    answer = api_here.http.post("/api/v1/records", json={"name": _name(), "type": "TXT", "values": values})
+
+    assert answer.status_code == 422, answer.text
+    (violation,) = answer.json()["violations"]
+    assert violation["field"] == "values"
+    assert "16000 octets" in violation["message"]
+    assert parsed == []
