@@ -188,6 +188,12 @@ class Request(SQLModel, table=True):
             "created_at",
             postgresql_where=sa.text("status IN ('queued', 'retrying')"),
         ),
+        # The ended requests the recovery job prunes past their retention (service/retention.py), oldest first.
+        sa.Index(
+            "ix_request_ended_at",
+            "updated_at",
+            postgresql_where=sa.text("status IN ('succeeded', 'failed', 'rejected')"),
+        ),
     )
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)

@@ -237,7 +237,7 @@ def _plan_one(
         provisioning.record_acceptance(session, request, items)
     except RequestRejected as exc:
         savepoint.rollback()
-        provisioning.record_rejection(session, request.id, exc)
+        provisioning.record_rejection(session, request.id, exc, item.stored)
         return Answer(request.id, error=exc)
     except DBAPIError as exc:
         if exc.connection_invalidated:

@@ -187,7 +187,10 @@ def _recover(session: Session, args: argparse.Namespace) -> int:
         done = recovery.recover(session.get_bind(), Dispatcher(broker, settings.queue_name), settings)  # type: ignore[arg-type]
     finally:
         broker.close()
-    print(f"{done.requeued} queued again, {done.abandoned} abandoned, {done.timed_out} timed out")
+    print(
+        f"{done.requeued} queued again, {done.abandoned} abandoned, {done.timed_out} timed out; "
+        f"past their retention: {done.pruned.requests} ended requests and {done.pruned.reports} reports deleted"
+    )
     return 0
 
 

@@ -7,6 +7,7 @@ surrogates, so those are written as escapes in the stored copy.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from typing import Any
@@ -27,6 +28,26 @@ def parse_json_body(body: bytes) -> Any:
     if _depth(value) > MAX_DEPTH:
         raise InvalidRequest([Violation("body", f"is nested deeper than {MAX_DEPTH} levels")])
     return value
+
+
+KEPT_OF_REFUSED = 4096  # octets of a refused body the tracker keeps whole; a longer one is cut
+
+
+def kept_of_refused(payload: dict[str, Any]) -> dict[str, Any] | None:
+    """What the tracker keeps of a refused request's body when it is longer than
+    KEPT_OF_REFUSED octets as JSON: its size, its SHA-256 and its start; None keeps it whole.
+    A refusal changed nothing, so megabytes of it would only fill the table."""
+    if "unparsed" in payload and len(payload) == 1:
+        return None  # kept as its start already
+    text = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8", errors="backslashreplace")
+    if len(text) <= KEPT_OF_REFUSED:
+        return None
+    return {
+        "truncated": True,
+        "size": len(text),
+        "sha256": hashlib.sha256(text).hexdigest(),
+        "start": text[:UNPARSED_PREVIEW].decode("utf-8", errors="ignore"),
+    }
 
 
 def unparsed(body: bytes) -> dict[str, Any]:

@@ -27,7 +27,7 @@ from service.clients import Principal
 from service.dispatch import Dispatcher
 from service.errors import Conflict, DependencyUnavailable, InvalidRequest, RequestRejected, Violation
 from service.names import shown
-from service.payloads import parse_json_body, unparsed
+from service.payloads import kept_of_refused, parse_json_body, unparsed
 from service.tracker import KafkaOrigin
 from service.validation import violations_from_pydantic
 
@@ -163,7 +163,7 @@ def submit(
             changes.commit(session, request_id, items)
         except RequestRejected as exc:
             session.rollback()
-            record_rejection(session, request_id, exc)
+            record_rejection(session, request_id, exc, stored)
             session.commit()
             raise
         except Exception:
@@ -324,11 +324,15 @@ def fail_unexpectedly(engine: Engine, request_id: uuid.UUID) -> None:
         logger.exception("could not record the failure of request %s", request_id)
 
 
-def record_rejection(session: Session, request_id: uuid.UUID, exc: RequestRejected) -> None:
-    """The request is rejected with ``exc``'s reason, in the caller's transaction."""
+def record_rejection(
+    session: Session, request_id: uuid.UUID, exc: RequestRejected, stored: dict[str, Any] | None = None
+) -> None:
+    """The request is rejected with ``exc``'s reason, in the caller's transaction; of its body
+    (``stored``, as tracked) only the size, hash and start are kept when it is long."""
     detail: dict[str, Any] = {"code": exc.code, "reason": exc.detail}
     if isinstance(exc, InvalidRequest):
         detail["violations"] = [violation.as_json() for violation in exc.violations]
+    kept = kept_of_refused(stored) if stored is not None else None
     tracker.advance(
         session,
         request_id,
@@ -337,4 +341,5 @@ def record_rejection(session: Session, request_id: uuid.UUID, exc: RequestReject
         error_code=exc.code,
         error_detail=exc.detail,
         idempotency_key=None,  # a refusal changed nothing: sending the same again is a new try
+        **({"payload": kept} if kept is not None else {}),
     )

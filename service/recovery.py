@@ -9,7 +9,8 @@ One pass:
   ``retrying`` past the longest backoff: its message was lost with a broker or a worker.
   A second message is harmless: the worker applies the current desired state;
 - a request not ended ``request_deadline_s`` after it came is failed with reason ``timeout``;
-- an Idempotency-Key older than ``idempotency_retention_h`` is released.
+- an Idempotency-Key older than ``idempotency_retention_h`` is released;
+- what is past its retention is deleted, in bounded batches (service/retention.py).
 
 `hostmaster recover` runs one pass; `hostmaster run recovery` runs one every
 ``recovery_interval_s``.
@@ -19,14 +20,14 @@ from __future__ import annotations
 
 import logging
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select, update
 
 from db.models import ChangeStatus, Request, RequestChange, RequestStatus, RRset, RRsetStatus, Step, utcnow
-from service import tracker
+from service import retention, tracker
 from service.context import bound_request_id
 from service.dispatch import Dispatcher
 from service.errors import DependencyUnavailable
@@ -44,6 +45,7 @@ class Recovered:
     abandoned: int = 0
     timed_out: int = 0
     keys_released: int = 0
+    pruned: retention.Pruned = field(default_factory=retention.Pruned)
 
 
 def recover(engine: Engine, dispatcher: Dispatcher, settings: Settings, now: datetime | None = None) -> Recovered:
@@ -70,6 +72,7 @@ def recover(engine: Engine, dispatcher: Dispatcher, settings: Settings, now: dat
             elif now - updated_at > quiet_for[RequestStatus(status)]:
                 done.requeued += _requeue(engine, dispatcher, request_id, RequestStatus(status))
     done.keys_released = release_idempotency_keys(engine, now - timedelta(hours=settings.idempotency_retention_h))
+    done.pruned = retention.prune(engine, settings, now)
     if done.requeued or done.abandoned or done.timed_out:
         logger.info(
             "recovery: %d queued again, %d abandoned, %d timed out",

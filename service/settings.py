@@ -120,6 +120,23 @@ class Settings(BaseSettings):
     idempotency_retention_h: int = Field(
         default=24, ge=24, description="Hours an Idempotency-Key keeps answering with its request."
     )
+    request_retention_days: int = Field(
+        default=90,
+        ge=1,
+        description="Days an ended request, with its steps and changes, is kept after it ended; the recovery job "
+        "deletes older ones.",
+    )
+    reconciliation_retention_days: int = Field(
+        default=30,
+        ge=1,
+        description="Days a reconciliation report is kept after it finished (each zone's latest is always kept).",
+    )
+    retention_batch: int = Field(
+        default=1000,
+        ge=1,
+        le=100_000,
+        description="Most requests (or reports) one pruning statement deletes; a recovery pass runs at most 10.",
+    )
     # Reconciliation (workers/reconcile.py): each zone's AXFR compared with the desired state.
     reconcile_interval_s: float = Field(
         default=300.0, ge=0, description="Reconcile every zone this often (0: only on demand)."

@@ -97,7 +97,7 @@ _EVENTS = """
         AS e(request_id, at, step, component, client, detail)
 """
 _INSERT_EVENTS = text(_EVENTS)
-_ADVANCE_COLUMNS = frozenset({"zone_id", "error_code", "error_detail", "attempts", "idempotency_key"})
+_ADVANCE_COLUMNS = frozenset({"zone_id", "error_code", "error_detail", "attempts", "idempotency_key", "payload"})
 
 
 def open_request(
@@ -253,13 +253,15 @@ def advance(
     **columns: Any,
 ) -> None:
     """Move the request to ``status`` (and set ``columns``: zone_id, error_code, error_detail,
-    attempts, idempotency_key) and record ``events``, in the caller's transaction: one
+    attempts, idempotency_key, payload) and record ``events``, in the caller's transaction: one
     statement, however many events."""
     unknown = set(columns) - _ADVANCE_COLUMNS
     if unknown:
         raise TypeError(f"advance() cannot set {sorted(unknown)}")
     if "error_detail" in columns:
         columns["error_detail"] = storable(columns["error_detail"])  # a reason may quote the client's input
+    if "payload" in columns:
+        columns["payload"] = json.dumps(storable(columns["payload"]))
     parameters = {"id": str(request_id), "status": status.value, "updated_at": utcnow(), **columns}
     if events:
         parameters.update(_event_arrays(events))
@@ -268,7 +270,10 @@ def advance(
 
 @functools.cache
 def _advance_statement(columns: frozenset[str], with_events: bool) -> TextClause:
-    assignments = ", ".join(f"{name} = :{name}" for name in ("status", "updated_at", *sorted(columns)))
+    assignments = ", ".join(
+        f"{name} = CAST(:{name} AS jsonb)" if name == "payload" else f"{name} = :{name}"
+        for name in ("status", "updated_at", *sorted(columns))
+    )
     moved = f"UPDATE request SET {assignments} WHERE id = :id"  # noqa: S608 (names from _ADVANCE_COLUMNS)
     # One statement: the UPDATE as a data-modifying CTE of the events' INSERT.
     return text(f"WITH moved AS ({moved}) {_EVENTS}" if with_events else moved)

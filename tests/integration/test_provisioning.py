@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 
 import dns.query
@@ -253,3 +254,22 @@ def test_a_kafka_origin_that_is_not_a_number_is_a_422_and_changes_nothing(
     assert answer.status_code == 422, answer.text
     assert answer.json()["violations"][0]["field"] == "X-Kafka-Topic"
     assert stack.get(f"/api/v1/records/{name}/TXT").status_code == 404
+
+
+def test_a_refused_body_is_kept_as_its_size_hash_and_start_not_whole(stack: httpx.Client) -> None:
+    values = [f"v{index}-" + "x" * 700 for index in range(100)]  # ~70 KB: over the RRset's 16,000 octets
+    body = {"name": f"{unique_label('big')}.{ZONE}", "type": "TXT", "values": values}
+    answer = stack.post("/api/v1/records", json=body)
+    assert answer.status_code == 422, answer.text
+
+    tracked = stack.get(f"/api/v1/requests/{answer.json()['request_id']}").json()
+
+    assert tracked["status"] == "rejected"
+    kept = tracked["payload"]
+    assert kept["truncated"] is True
+    assert kept["size"] > 70_000
+    assert len(kept["sha256"]) == 64
+    assert kept["start"].startswith('{"name":')
+    assert len(json.dumps(kept)) < 4_096
+    small = stack.post("/api/v1/records", json={**body, "values": ["192.0.2.300"], "type": "A"})
+    assert stack.get(f"/api/v1/requests/{small.json()['request_id']}").json()["payload"]["values"] == ["192.0.2.300"]

@@ -217,3 +217,46 @@ def test_a_request_its_api_left_unplanned_is_ended_as_abandoned(
     final = stack.get(f"/api/v1/requests/{request_id}").json()
     assert (final["status"], final["error_code"]) == ("failed", "abandoned")
     assert final["events"][-1]["step"] == "failed"
+
+
+def test_ended_requests_and_old_reports_past_their_retention_are_deleted_and_nothing_else(
+    stack: httpx.Client, stack_env: dict[str, str], database_url: str, bind: Bind
+) -> None:
+    names = [f"{unique_label('old')}.{ZONE}" for _ in range(3)]
+    ids = [stack.post("/api/v1/records", json={"name": name, "type": "TXT", "values": ["kept"]}).json()["request_id"]
+           for name in names]  # fmt: skip
+    for request_id in ids:
+        assert wait_for_terminal(stack, request_id)["status"] == "succeeded"
+    old, recent = ids[:2], ids[2]
+    _sql(database_url, "UPDATE request SET updated_at = now() - interval '91 days' WHERE id = ANY(%s::uuid[])", old)
+    older, latest = _report(database_url, days_ago=40), _report(database_url, days_ago=39)
+
+    result = hostmaster({**stack_env, "HOSTMASTER_RETENTION_BATCH": "1"}, "recover")  # in batches of one
+
+    assert result.returncode == 0, result.stderr
+    assert "past their retention: 2 ended requests" in result.stdout, result.stdout
+    for request_id in old:
+        assert stack.get(f"/api/v1/requests/{request_id}").status_code == 404
+    assert stack.get(f"/api/v1/requests/{recent}").json()["status"] == "succeeded"
+    for name in names:  # the desired state is never pruned: the RRsets stay, served
+        assert stack.get(f"/api/v1/records/{name}/TXT").status_code == 200
+        assert texts(served(bind, name, "TXT")) == ['"kept"']
+    assert stack.get(f"/api/v1/zones/{ZONE}/reconciliation/{older}").status_code == 404
+    shown = stack.get(f"/api/v1/zones/{ZONE}/reconciliation")  # the zone's latest stays, however old
+    assert shown.status_code == 200
+    assert shown.json()["id"] >= latest
+
+
+def _report(database_url: str, *, days_ago: int) -> int:
+    """A finished reconciliation report of ZONE, ``days_ago`` old; its id."""
+    dsn = database_url.replace("postgresql+psycopg2://", "postgresql://")
+    with psycopg2.connect(dsn, connect_timeout=5) as connection, connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO zone_reconciliation (zone_id, zone, trigger, repair, status, attempts, requested_at,"
+            " finished_at, compared, skipped, drifted, repaired, unmanaged, differences)"
+            " SELECT id, name, 'periodic', false, 'in_sync', 1, now() - make_interval(days => %s),"
+            " now() - make_interval(days => %s), 0, 0, 0, 0, 0, '[]' FROM zone WHERE name = %s RETURNING id",
+            (days_ago, days_ago, f"{ZONE}."),
+        )
+        (report_id,) = cursor.fetchone()
+    return int(report_id)
