@@ -112,8 +112,13 @@ stop_started_services() {
 }
 
 ensure_database() {  # name
-  psql -h "$PG_HOST" -p "$PG_PORT" -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname = '$1'" | grep -q 1 \
-    || psql -h "$PG_HOST" -p "$PG_PORT" -U postgres -qc "CREATE DATABASE \"$1\"" >/dev/null
+  # PostgreSQL may answer from elsewhere (a container, another host): its client is needed here anyway.
+  command -v psql >/dev/null || apt_install postgresql-client
+  local found
+  found=$(psql -h "$PG_HOST" -p "$PG_PORT" -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname = '$1'" 2>&1) \
+    || die "PostgreSQL at $PG_HOST:$PG_PORT does not let user postgres in to create database $1: ${found##*FATAL:  }"
+  [ "$found" = 1 ] || psql -h "$PG_HOST" -p "$PG_PORT" -U postgres -qc "CREATE DATABASE \"$1\"" >/dev/null \
+    || die "could not create database $1 on PostgreSQL at $PG_HOST:$PG_PORT"
 }
 
 ensure_python_env() {

@@ -45,6 +45,7 @@ ensure_postgres
 ensure_rabbitmq
 enable_rabbitmq_management
 ensure_python_env
+apt_install curl  # the banner's "Try:" uses curl (dig comes with BIND 9)
 
 "$ROOT/scripts/bind.sh" start "$BIND_DIR" "$BIND_PORT" "$DEMO_ZONE:$DEMO_KEY"
 mkdir -p "$RUN_DIR/secrets/tsig"

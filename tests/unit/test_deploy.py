@@ -7,7 +7,10 @@ entrypoint itself runs against the local stack in tests/integration/test_entrypo
 
 from __future__ import annotations
 
+import os
 import re
+import socket
+import stat
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -16,6 +19,7 @@ import pytest
 import yaml
 
 from service.app import app
+from service.secrets import FileSecrets
 from service.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -136,10 +140,32 @@ def test_the_configmap_mirrors_envs_prod_and_names_only_settings() -> None:
     assert data["APP_ENV"] == "prod"
 
 
+def test_the_secret_template_s_keys_are_files_the_secrets_provider_reads(tmp_path: Path) -> None:
+    (secrets,) = [
+        doc for doc in load_all(OPENSHIFT / "secrets.template.yaml") if doc["metadata"]["name"] == "hostmaster-secrets"
+    ]
+    secret_settings = {name for name, field in Settings.model_fields.items() if "SecretStr" in str(field.annotation)}
+    for key in secrets["stringData"]:  # a secret volume makes each key a file of that name
+        (tmp_path / key).write_text(f"value of {key}")
+    provider = FileSecrets(tmp_path)
+    for key in secrets["stringData"]:
+        setting = key.removeprefix("hostmaster_")
+        assert setting in secret_settings, f"{key} is no secret setting"
+        found = provider.get(setting)
+        assert found is not None, f"the provider does not read {setting} from a file named {key}"
+        assert found.get_secret_value() == f"value of {key}"
+
+
+def test_compose_setup_writes_the_consumer_key_where_the_consumer_reads_it(tmp_path: Path) -> None:
+    (written,) = re.findall(r'>"\$\{HOSTMASTER_SECRETS_DIR:\?\}/([^"]+)"', (DOCKER / "setup.sh").read_text())
+    (tmp_path / written).write_text("hm_key")
+    found = FileSecrets(tmp_path).get("consumer_api_key")
+    assert found is not None, f"setup.sh writes {written}; the consumer reads hostmaster_consumer_api_key"
+    assert found.get_secret_value() == "hm_key"
+
+
 def test_secret_references_resolve_to_the_template_and_are_secrets_the_settings_read() -> None:
     templates = {document["metadata"]["name"]: document for document in load_all(OPENSHIFT / "secrets.template.yaml")}
-    secret_settings = {name for name, field in Settings.model_fields.items() if "SecretStr" in str(field.annotation)}
-    assert set(templates["hostmaster-secrets"]["stringData"]) <= secret_settings
     workloads = of_kind("Deployment") + of_kind("Job")
     for workload in workloads:
         for volume in workload["spec"]["template"]["spec"].get("volumes", []):
@@ -249,3 +275,43 @@ def test_the_bind_config_of_compose_allows_updates_and_transfers_with_the_key_se
     assert key is not None
     assert f'allow-update {{ key "{key.group(1)}"; }}' in named
     assert f'allow-transfer {{ key "{key.group(1)}"; }}' in named
+
+
+def test_the_compose_tsig_key_files_are_made_0600_and_owned_by_who_reads_them(tmp_path: Path) -> None:
+    for directory in ("keys", "secrets", "zones", "seed", "bin"):
+        (tmp_path / directory).mkdir()
+    (tmp_path / "seed" / "example.test.zone").write_text("$ORIGIN example.test.\n")
+    keygen = tmp_path / "bin" / "tsig-keygen"  # what BIND's tsig-keygen prints
+    keygen.write_text(
+        '#!/bin/sh\nprintf \'key "%s" {\\n\\talgorithm hmac-sha256;\\n\\tsecret "c2VjcmV0";\\n};\\n\' "$3"\n'
+    )
+    keygen.chmod(0o755)
+    me = f"{os.getuid()}:{os.getgid()}"
+    env = {
+        "PATH": f"{tmp_path / 'bin'}:{os.environ['PATH']}",
+        **{f"{name.upper()}_DIR": str(tmp_path / name) for name in ("keys", "secrets", "zones", "seed")},
+        "NAMED_USER": me,
+        "SECRETS_OWNER": me,
+    }
+    subprocess.run(["sh", str(DOCKER / "bind" / "keys.sh")], env=env, check=True, capture_output=True, timeout=30)
+
+    for path in (tmp_path / "keys" / "hostmaster-key.key", tmp_path / "secrets" / "tsig" / "hostmaster-key"):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, f"{path.name} is {oct(path.stat().st_mode)}"
+    assert (tmp_path / "secrets" / "tsig" / "hostmaster-key").read_text().strip() == "c2VjcmV0"
+
+
+def test_a_postgresql_that_refuses_is_a_sentence_not_a_shell_error() -> None:
+    port = _closed_port()
+    script = f"source {ROOT / 'scripts' / 'lib.sh'}; ensure_database hostmaster_nowhere"
+    env = {**os.environ, "PG_HOST": "127.0.0.1", "PG_PORT": str(port)}
+    result = subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True, timeout=60)
+
+    assert result.returncode == 1
+    assert f"PostgreSQL at 127.0.0.1:{port} does not let user postgres in" in result.stderr, result.stderr
+    assert "command not found" not in result.stderr
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
