@@ -261,6 +261,7 @@ class Scope(StrEnum):
     read = "read"  # see RRsets and requests in granted zones
     write = "write"  # change RRsets in granted zones
     admin = "admin"  # everything: zones, clients, every request
+    delegate = "delegate"  # nothing by itself; acts for a named client (X-On-Behalf-Of), with that client's rights
 
 
 class ApiClient(SQLModel, table=True):

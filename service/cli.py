@@ -356,7 +356,7 @@ def _parser() -> argparse.ArgumentParser:
     client = commands.add_parser("clients", help="API clients").add_subparsers(dest="action", required=True)
     create = client.add_parser("create", help="create a client and print its key once")
     create.add_argument("name")
-    create.add_argument("--scope", action="append", required=True, choices=["read", "write", "admin"])
+    create.add_argument("--scope", action="append", required=True, choices=[scope.value for scope in Scope])
     create.add_argument("--zone", action="append", help="zone granted: NAME, *.NAME (subtree) or * (all)")
     create.add_argument("--rotate-if-exists", action="store_true", help="give an existing client a new key instead")
     create.set_defaults(handler=_client_create)

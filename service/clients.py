@@ -113,6 +113,7 @@ class RecentKeys:
         self._ttl_s = ttl_s
         self._clock = clock
         self._found: dict[str, tuple[float, _Found]] = {}
+        self._named: dict[str, tuple[float, Principal | None]] = {}  # clients acted for, by name
 
     def kept(self, key: str, pepper: bytes) -> Principal | None:
         """The client of ``key`` if it was read within the window (Unauthorized if it does not match);
@@ -137,6 +138,37 @@ class RecentKeys:
                 self._found.clear()  # many clients at once: start again rather than grow
             self._found[key_id] = (now, found)
         return _check_key(found, key, pepper)
+
+    def acting_for(self, session_factory: Callable[[], Session], name: str) -> Principal:
+        """The client ``name`` a delegate acts for, read at most once per window; Forbidden when
+        there is no such client or it is revoked (a revocation is seen within ``ttl_s``)."""
+        now = self._clock()
+        kept = self._named.get(name)
+        if kept is None or now - kept[0] >= self._ttl_s:
+            with session_factory() as session:
+                client = (
+                    session.exec(select(ApiClient).where(ApiClient.name == name)).first()
+                    if _NAME.fullmatch(name)
+                    else None
+                )
+            found = (
+                Principal(client.name, frozenset(client.scopes), tuple(client.zones))
+                if client is not None and client.revoked_at is None
+                else None
+            )
+            if self._ttl_s > 0:
+                if len(self._named) >= MAX_KEPT:
+                    self._named.clear()
+                self._named[name] = (now, found)
+        else:
+            found = kept[1]
+        if found is None:
+            raise Forbidden(f"no active client is named {shown(name)} to act for", code="client_not_found")
+        if Scope.delegate in found.scopes and not found.admin:
+            raise Forbidden(
+                f"client {found.name} is a delegate itself; act for the client it stands for", code="scope_missing"
+            )
+        return found
 
 
 MAX_KEPT = 10_000
@@ -219,10 +251,12 @@ def _check(name: str, scopes: Sequence[str], zones: Sequence[str]) -> None:
     if not _NAME.fullmatch(name):
         violations.append(Violation("name", "use 1 to 64 lower-case letters, digits, dots, hyphens, underscores"))
     if not scopes:
-        violations.append(Violation("scopes", "must hold at least one of read, write, admin"))
+        violations.append(Violation("scopes", "must hold at least one of read, write, admin, delegate"))
     for index, scope in enumerate(scopes):
         if scope not in {member.value for member in Scope}:
-            violations.append(Violation(f"scopes[{index}]", f"{shown(scope)} is not one of read, write, admin"))
+            violations.append(
+                Violation(f"scopes[{index}]", f"{shown(scope)} is not one of read, write, admin, delegate")
+            )
     for index, zone in enumerate(zones):
         try:
             _grant(zone)

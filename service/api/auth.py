@@ -9,10 +9,11 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session
 
+from db.models import Scope
 from service import clients
 from service.clients import Principal
 from service.context import client_var
-from service.errors import RateLimited, Unauthorized
+from service.errors import Forbidden, RateLimited, Unauthorized
 from service.ratelimit import TokenBuckets, retry_after
 
 bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer hm_…`")
@@ -42,7 +43,9 @@ async def authenticate(request: Request, key: str, *, missing: str) -> Principal
         if wait:
             raise RateLimited("too many requests without a valid key", retry_after_s=retry_after(wait)) from None
         raise
-    wait = buckets.take(principal.name)
+    if (acted_for := request.headers.get("x-on-behalf-of")) is not None:
+        principal = await _acting_for(request, principal, acted_for)
+    wait = buckets.take(principal.name)  # a delegate's calls count against the client it acts for
     if wait:
         raise RateLimited(
             f"client {principal.name} sends more than {settings.rate_limit_per_s:g} requests a second",
@@ -51,6 +54,21 @@ async def authenticate(request: Request, key: str, *, missing: str) -> Principal
     client_var.set(principal.name)  # for the tracker's events and the log lines
     request.state.client = principal.name
     return principal
+
+
+async def _acting_for(request: Request, delegate: Principal, name: str) -> Principal:
+    """``X-On-Behalf-Of: <client>``: a key with the delegate scope acts as that client — its scopes,
+    its zones, its requests and idempotency keys — and as nothing by itself (docs/security.md)."""
+    if not delegate.may(Scope.delegate):
+        raise Forbidden(
+            f"client {delegate.name} may not act for another client (it lacks the delegate scope)",
+            code="scope_missing",
+        )
+    engine = request.app.state.engine
+    recent: clients.RecentKeys = request.app.state.recent_keys
+    acting = await run_in_threadpool(recent.acting_for, lambda: Session(engine), name.strip())
+    request.state.delegate = delegate.name
+    return acting
 
 
 def _authenticate(request: Request, key: str, pepper: bytes) -> Principal:

@@ -438,3 +438,50 @@ def _json(body: dict[str, Any]) -> bytes:
     import json
 
     return json.dumps(body).encode()
+
+
+def test_a_delegate_acts_only_for_a_named_client_with_that_client_s_rights(
+    stack: httpx.Client, stack_env: dict[str, str], api: Process
+) -> None:
+    team = f"team-{unique_label('d')}"
+    make_client(stack_env, team, ZONE)
+    other = f"team-{unique_label('o')}"
+    make_client(stack_env, other, ZONE)
+    delegate_key = make_client(stack_env, f"gateway-{unique_label('g')}", scopes=("delegate",))
+    name = f"{unique_label('for')}.{ZONE}"
+    body = {"name": name, "type": "TXT", "values": ["acted for"]}
+    with as_client(api, delegate_key) as delegate:
+        alone = delegate.post("/api/v1/records", json=body)  # by itself it may do nothing
+        read_alone = delegate.get("/api/v1/records", params={"zone": ZONE})
+        for_team = delegate.post(
+            "/api/v1/records", json=body, headers={"X-On-Behalf-Of": team, "Idempotency-Key": "e-1"}
+        )
+        # The same key for another client is another client's request: keys are per acting client.
+        for_other = delegate.post(
+            "/api/v1/records",
+            json={**body, "name": f"o.{name}"},
+            headers={"X-On-Behalf-Of": other, "Idempotency-Key": "e-1"},
+        )
+        outside = delegate.post(
+            "/api/v1/records",
+            json={**body, "name": f"x.{unique_label('no')}.{OVERRIDE_ZONE}"},
+            headers={"X-On-Behalf-Of": team},
+        )
+        nobody = delegate.post("/api/v1/records", json=body, headers={"X-On-Behalf-Of": "no-such-team"})
+        theirs = delegate.get(f"/api/v1/requests/{for_team.json()['request_id']}", headers={"X-On-Behalf-Of": other})
+    with as_client(api, make_client(stack_env, f"team-{unique_label('n')}", ZONE)) as plain:
+        not_a_delegate = plain.post("/api/v1/records", json=body, headers={"X-On-Behalf-Of": team})
+
+    assert (alone.status_code, alone.json()["code"]) == (403, "scope_missing")
+    assert (read_alone.status_code, read_alone.json()["code"]) == (403, "scope_missing")
+    assert for_team.status_code == 202, for_team.text
+    assert for_other.status_code == 202, for_other.text
+    assert for_other.json()["request_id"] != for_team.json()["request_id"]
+    assert (outside.status_code, outside.json()["code"]) == (403, "zone_not_granted")  # the team's grants, not more
+    assert (nobody.status_code, nobody.json()["code"]) == (403, "client_not_found")
+    assert theirs.status_code == 404  # another client's request, as that client would see it
+    assert (not_a_delegate.status_code, not_a_delegate.json()["code"]) == (403, "scope_missing")
+    final = wait_for_terminal(stack, for_team.json()["request_id"])
+    assert final["status"] == "succeeded"
+    assert final["client"] == team
+    assert {event["client"] for event in final["events"]} == {team}
