@@ -12,6 +12,7 @@ import re
 import socket
 import stat
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -315,3 +316,28 @@ def _closed_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+def test_every_manifest_validates_against_the_kubernetes_schemas() -> None:
+    # OpenShift's own kinds (Route) and Kustomization have no upstream schema: warned, and
+    # checked by the tests above; everything else must validate, strictly.
+    manifests = sorted(str(path) for path in OPENSHIFT.glob("*.yaml"))
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "kubernetes-validate"), "--strict", "--quiet", *manifests],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    unknown = [line for line in result.stdout.splitlines() if line.startswith("WARN")]
+    assert all("kind Route " in line or "kind Kustomization " in line for line in unknown), unknown
+
+
+def test_the_dockerfile_passes_hadolint() -> None:
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "hadolint"), "--no-color", str(DOCKER / "Dockerfile")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
