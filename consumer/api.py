@@ -52,6 +52,11 @@ def undecided(status: int, body: dict[str, Any]) -> str | None:
         return "the API refuses the consumer's key"
     if status == 409 and body.get("code") in ("concurrent_change", "idempotency_key_in_flight"):
         return "the RRsets were being applied; sending again"
+    if status == 403 and body.get("code") == "client_not_found":  # a topic bound to no active client
+        logger.error(
+            "a topic's client cannot be acted for: %s (fix HOSTMASTER_KAFKA_TOPIC_CLIENTS)", body.get("detail")
+        )
+        return "the topic's client cannot be acted for"
     if status == 403 and body.get("code") == "scope_missing":  # our client's set-up, not the event
         logger.error("the consumer's client lacks a scope: %s", body.get("detail"))
         return "the consumer's client lacks a scope"
@@ -79,8 +84,18 @@ class ApiClient:
         self.stop = stop
         self.retried = 0
 
-    def send(self, call: Call, *, request_id: uuid.UUID, idempotency_key: str, origin: dict[str, str]) -> Decision:
+    def send(
+        self,
+        call: Call,
+        *,
+        request_id: uuid.UUID,
+        idempotency_key: str,
+        origin: dict[str, str],
+        on_behalf_of: str | None = None,
+    ) -> Decision:
         headers = {"X-Request-ID": str(request_id), "Idempotency-Key": idempotency_key, **origin}
+        if on_behalf_of is not None:
+            headers["X-On-Behalf-Of"] = on_behalf_of
         retrying = self._retrying()
         try:
             return retrying(self._once, call, headers)
@@ -101,7 +116,9 @@ class ApiClient:
             raise Undecided(reason)
         return Decision(answer.status_code, body, replayed=answer.headers.get("idempotent-replayed") == "true")
 
-    def send_batch(self, writes: Sequence[dict[str, Any]], *, request_id: uuid.UUID) -> list[Decision]:
+    def send_batch(
+        self, writes: Sequence[dict[str, Any]], *, request_id: uuid.UUID, on_behalf_of: str | None = None
+    ) -> list[Decision]:
         """Decide every write of ``writes`` (``POST /api/v2/requests:batch``), in one call when
         the API answers it: a write left undecided is sent again, alone in a later call with the
         others left, until decided or stopped (Stopping). A batch the API refuses as a whole (a
@@ -113,7 +130,7 @@ class ApiClient:
         try:
             for attempt in retrying:
                 with attempt:
-                    results = self._batch_once([writes[index] for index in todo], request_id)
+                    results = self._batch_once([writes[index] for index in todo], request_id, on_behalf_of)
                     left = []
                     for index, decision in zip(todo, results, strict=True):
                         if decision is None:
@@ -127,8 +144,12 @@ class ApiClient:
             raise Stopping(str(exc)) from exc
         return [decisions[index] for index in range(len(writes))]
 
-    def _batch_once(self, writes: list[dict[str, Any]], request_id: uuid.UUID) -> list[Decision | None]:
+    def _batch_once(
+        self, writes: list[dict[str, Any]], request_id: uuid.UUID, on_behalf_of: str | None
+    ) -> list[Decision | None]:
         headers = {"X-Request-ID": str(request_id)}
+        if on_behalf_of is not None:
+            headers["X-On-Behalf-Of"] = on_behalf_of
         try:
             answer = self.http.post("/api/v2/requests:batch", json={"writes": writes}, headers=headers)
         except httpx.HTTPError as exc:
@@ -138,7 +159,7 @@ class ApiClient:
             raise Undecided(reason)
         if answer.status_code != 200:  # refused whole: each write through its single call
             logger.warning("the API refused a batch (%s); sending its writes one by one", body.get("code"))
-            return [self._alone(write) for write in writes]
+            return [self._alone(write, on_behalf_of) for write in writes]
         decided: list[Decision | None] = []
         for result in body.get("results", []):
             status, found = int(result.get("status", 0)), result.get("body") or {}
@@ -148,10 +169,12 @@ class ApiClient:
             raise Undecided(f"the API answered {len(decided)} of {len(writes)} writes")
         return decided
 
-    def _alone(self, write: dict[str, Any]) -> Decision | None:
+    def _alone(self, write: dict[str, Any], on_behalf_of: str | None) -> Decision | None:
         """The write through its single call, once; None when that gave no decision (sent again later)."""
         call = call_of(write)
         headers = {"X-Request-ID": str(write.get("request_id") or uuid.uuid4())}
+        if on_behalf_of is not None:
+            headers["X-On-Behalf-Of"] = on_behalf_of
         if write.get("idempotency_key"):
             headers["Idempotency-Key"] = write["idempotency_key"]
         if kafka := write.get("kafka"):

@@ -30,6 +30,7 @@ from tenacity import Retrying, retry_if_exception_type, stop_when_event_set, wai
 from consumer import metrics
 from consumer.api import ApiClient, Decision, Stopping
 from consumer.contract import BadEvent, Call, Event, call_for, decode, write_for
+from service import kafka_clients
 from service.context import bound_request_id, parse_request_id
 from service.settings import Settings
 
@@ -48,6 +49,7 @@ class Ready:
     event: Event
     request_id: uuid.UUID
     idempotency_key: str
+    acting: str | None = None  # the client its topic is bound to; None: the consumer's own
 
     @property
     def origin(self) -> dict[str, str]:
@@ -97,7 +99,19 @@ class Runner:
         self.last_stats = time.monotonic()
 
     def run(self) -> None:
-        logger.info("consuming %s as group %s", self.settings.kafka_topic, self.settings.kafka_group_id)
+        bound = self.settings.kafka_topic_clients
+        if bound:
+            for topic, client in sorted(bound.items()):
+                logger.info(
+                    "consuming %s as group %s: its events act as client %s", topic, self.settings.kafka_group_id, client
+                )
+        else:
+            logger.warning(
+                "consuming %s as group %s: its events act as the consumer's own client; bind topics to their "
+                "producers' clients (HOSTMASTER_KAFKA_TOPIC_CLIENTS) so that each acts with its own rights",
+                self.settings.kafka_topic,
+                self.settings.kafka_group_id,
+            )
         while not self.stop.is_set():
             batches = self.consumer.poll(timeout_ms=500, max_records=self.settings.consumer_batch)
             for records in batches.values():
@@ -149,7 +163,8 @@ class Runner:
             return True
         writes = [ready.write() for ready in prepared]
         try:
-            decisions = self.api.send_batch(writes, request_id=uuid.uuid4())
+            acting = kafka_clients.client_of(self.settings, records[0].topic)  # one partition: one topic
+            decisions = self.api.send_batch(writes, request_id=uuid.uuid4(), on_behalf_of=acting)
             for ready, decision in zip(prepared, decisions, strict=True):
                 with bound_request_id(str(ready.request_id)):
                     if decision.status_code == 409 and decision.body.get("code") == "request_id_in_use":
@@ -166,7 +181,11 @@ class Runner:
             return
         with bound_request_id(str(ready.request_id)):
             decision = self.api.send(
-                ready.call, request_id=ready.request_id, idempotency_key=ready.idempotency_key, origin=ready.origin
+                ready.call,
+                request_id=ready.request_id,
+                idempotency_key=ready.idempotency_key,
+                origin=ready.origin,
+                on_behalf_of=ready.acting,
             )
             if decision.status_code == 409 and decision.body.get("code") == "request_id_in_use":
                 decision = self._send_again(ready)
@@ -176,7 +195,11 @@ class Runner:
         """The producer reused a request id: this event gets its own."""
         ready.request_id = uuid.uuid4()
         return self.api.send(
-            ready.call, request_id=ready.request_id, idempotency_key=ready.idempotency_key, origin=ready.origin
+            ready.call,
+            request_id=ready.request_id,
+            idempotency_key=ready.idempotency_key,
+            origin=ready.origin,
+            on_behalf_of=ready.acting,
         )
 
     def _prepare(self, record: Any) -> Ready | None:
@@ -201,7 +224,7 @@ class Runner:
                 reason = "the idempotency-key header is not 1 to 255 printable ASCII characters"
                 self.dead_letter(record, "invalid_header", reason, request_id)
                 return None
-        return Ready(record, event, request_id, idempotency_key)
+        return Ready(record, event, request_id, idempotency_key, kafka_clients.client_of(self.settings, record.topic))
 
     def _conclude(self, ready: Ready, decision: Decision) -> None:
         """Act on the API's decision: a result when it ended at once, a dead letter and a result when refused."""
@@ -212,13 +235,13 @@ class Runner:
             status = str(decision.body.get("status", ""))
             logger.info("event %s accepted as request %s (%s)", event.event_id, decision.body.get("request_id"), status)
             if status in TERMINAL and not decision.replayed:  # nothing to change: no worker will announce it
-                self.result(event.event_id, decision, status)
+                self.result(ready.record.topic, event.event_id, decision, status)
             return
         code = str(decision.body.get("code", "rejected"))
         reason = "forbidden" if code == "zone_not_granted" else code
         detail = str(decision.body.get("detail", ""))[:1000]
         self.dead_letter(ready.record, reason, detail, ready.request_id, decision)
-        self.result(event.event_id, decision, "rejected")
+        self.result(ready.record.topic, event.event_id, decision, "rejected")
 
     def dead_letter(
         self, record: Any, reason: str, detail: str, request_id: uuid.UUID, decision: Decision | None = None
@@ -238,7 +261,9 @@ class Runner:
         if value is not None and len(value) > DLQ_VALUE_LIMIT:  # the copy must fit where the original did not
             headers.append(("x-dlq-original-size", str(len(value)).encode()))
             value = value[:DLQ_VALUE_LIMIT]
-        self.produce(self.settings.kafka_dlq_topic, key=record.key, value=value, headers=headers)
+        self.produce(
+            kafka_clients.dead_letters_topic(self.settings, record.topic), key=record.key, value=value, headers=headers
+        )
         self.counts.dead_lettered += 1
         metrics.EVENTS.labels("dead_lettered").inc()
         logger.warning(
@@ -248,14 +273,15 @@ class Runner:
             detail[:200],
         )
 
-    def result(self, event_id: str, decision: Decision, status: str) -> None:
+    def result(self, topic: str, event_id: str, decision: Decision, status: str) -> None:
+        """The result of an event of ``topic``, on that topic's results topic."""
         error = None
         if not decision.accepted:
             error = {"code": decision.body.get("code"), "detail": decision.body.get("detail")}
         message = result_message(
             event_id=event_id, request_id=decision.body.get("request_id"), status=status, error=error
         )
-        self.produce(self.settings.kafka_results_topic, **message)
+        self.produce(kafka_clients.results_topic(self.settings, topic), **message)
 
     def produce(self, topic: str, **message: Any) -> None:
         """Write one message (acks=all), trying again while Kafka fails; gives up only to stop."""

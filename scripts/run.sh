@@ -60,8 +60,12 @@ cd "$ROOT"
 uv run --frozen alembic upgrade head
 uv run --frozen hostmaster zone add "$DEMO_ZONE" --primary "127.0.0.1:$BIND_PORT" --key "$DEMO_KEY" --update
 ADMIN_KEY=$(uv run --frozen hostmaster clients create dev-admin --scope admin --zone '*' --rotate-if-exists 2>/dev/null)
+# Kafka events act as the client their topic is bound to: the demo producer's client may write in
+# the demo zone only; the consumer's own key is a delegate that can do nothing by itself.
+uv run --frozen hostmaster clients create kafka-demo --scope write --zone "$DEMO_ZONE" --rotate-if-exists >/dev/null 2>&1
+export HOSTMASTER_KAFKA_TOPIC_CLIENTS=${HOSTMASTER_KAFKA_TOPIC_CLIENTS:-'{"dns.requests": "kafka-demo"}'}
 export HOSTMASTER_CONSUMER_API_KEY
-HOSTMASTER_CONSUMER_API_KEY=$(uv run --frozen hostmaster clients create kafka-consumer --scope write --zone '*' \
+HOSTMASTER_CONSUMER_API_KEY=$(uv run --frozen hostmaster clients create kafka-consumer --scope delegate \
   --rotate-if-exists 2>/dev/null)
 "$ROOT/scripts/kafka.sh" start "$KAFKA_DIR" "$KAFKA_PORT"
 export HOSTMASTER_KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$KAFKA_PORT HOSTMASTER_API_URL=http://$API_HOST:$API_PORT

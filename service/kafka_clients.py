@@ -21,10 +21,30 @@ def _security(settings: Settings) -> dict[str, Any]:
     return config
 
 
+def topics(settings: Settings) -> list[str]:
+    """The request topics the consumer reads: the bound ones, or HOSTMASTER_KAFKA_TOPIC alone."""
+    return sorted(settings.kafka_topic_clients) or [settings.kafka_topic]
+
+
+def client_of(settings: Settings, topic: str) -> str | None:
+    """The API client the events of ``topic`` act as; None: the consumer's own (no topic is bound)."""
+    return settings.kafka_topic_clients.get(topic)
+
+
+def dead_letters_topic(settings: Settings, topic: str) -> str:
+    """Where the events of ``topic`` that were refused go: its client reads them, no other."""
+    return settings.kafka_dlq_topic if topic == settings.kafka_topic else f"{topic}.dlq"
+
+
+def results_topic(settings: Settings, topic: str | None) -> str:
+    """Where the results of the events of ``topic`` go: its client reads them, no other."""
+    return settings.kafka_results_topic if topic in (None, settings.kafka_topic) else f"{topic}.results"
+
+
 def consumer(settings: Settings) -> KafkaConsumer:
     """A group member with manual commits, reading from the earliest offset it has not committed."""
     return KafkaConsumer(
-        settings.kafka_topic,
+        *topics(settings),
         bootstrap_servers=settings.kafka_bootstrap_servers.split(","),
         group_id=settings.kafka_group_id,
         enable_auto_commit=False,

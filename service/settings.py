@@ -153,6 +153,15 @@ class Settings(BaseSettings):
     kafka_results_topic: str = Field(
         default="dns.requests.results", description="Topic of results (request ended, or event refused)."
     )
+    kafka_topic_clients: dict[str, str] = Field(
+        default_factory=dict,
+        description="Topics bound to the API clients whose events they carry, as JSON: "
+        '`{"dns.requests": "team-a", "team-b.requests": "team-b"}`. An event acts as its topic\'s client, with '
+        "that client's rights (the consumer's own key needs only the delegate scope); Kafka ACLs decide who may "
+        "write each topic. A bound topic other than HOSTMASTER_KAFKA_TOPIC has its dead letters in `<topic>.dlq` "
+        "and its results in `<topic>.results`. Empty: HOSTMASTER_KAFKA_TOPIC alone, its events acting as the "
+        "consumer's own client.",
+    )
     kafka_group_id: str = Field(default="hostmaster", description="Consumer group of the Kafka consumer.")
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
         default="PLAINTEXT", description="PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL."

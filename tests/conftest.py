@@ -233,6 +233,16 @@ def kafka() -> Iterator[Kafka]:
     subprocess.run(["bash", str(script), "stop", str(directory)], check=True, timeout=30)
 
 
+@pytest.fixture(scope="session")
+def producer(kafka: Kafka) -> Iterator[Any]:
+    """A producer as a team's would be: acks=all."""
+    from kafka import KafkaProducer
+
+    made = KafkaProducer(bootstrap_servers=kafka.bootstrap, acks="all")
+    yield made
+    made.close()
+
+
 @dataclass
 class Process:
     name: str

@@ -54,7 +54,7 @@ def announce(engine: Engine, settings: Settings, request_id: uuid.UUID) -> None:
         }
         try:
             _get_producer(settings).send(
-                settings.kafka_results_topic,
+                kafka_clients.results_topic(settings, request.kafka_topic),
                 key=(event_id or "").encode() or None,
                 value=json.dumps(value).encode(),
             ).get(timeout=settings.kafka_timeout_s)
@@ -67,7 +67,7 @@ def announce(engine: Engine, settings: Settings, request_id: uuid.UUID) -> None:
 
 _UNANNOUNCED = text(
     """
-    SELECT id, idempotency_key, status, error_code, error_detail FROM request
+    SELECT id, idempotency_key, status, error_code, error_detail, kafka_topic FROM request
     WHERE id = ANY(CAST(:ids AS uuid[])) AND source = 'kafka' AND announced_at IS NULL
       AND status IN ('succeeded', 'failed', 'rejected')
     ORDER BY id FOR UPDATE
@@ -94,7 +94,7 @@ def announce_many(engine: Engine, settings: Settings, request_ids: Sequence[uuid
             return
         producer = _get_producer(settings)
         sending = []
-        for request_id, event_id, status, code, detail in rows:
+        for request_id, event_id, status, code, detail, topic in rows:
             value = {
                 "request_id": str(request_id),
                 "event_id": event_id,
@@ -103,7 +103,7 @@ def announce_many(engine: Engine, settings: Settings, request_ids: Sequence[uuid
             }
             try:
                 future = producer.send(
-                    settings.kafka_results_topic,
+                    kafka_clients.results_topic(settings, topic),
                     key=(event_id or "").encode() or None,
                     value=json.dumps(value).encode(),
                 )

@@ -82,13 +82,6 @@ def consumer(stack: httpx.Client, stack_env: dict[str, str], worker: Process) ->
     running.stop()
 
 
-@pytest.fixture(scope="module")
-def producer(kafka: Kafka) -> Iterator[KafkaProducer]:
-    made = KafkaProducer(bootstrap_servers=kafka.bootstrap, acks="all")
-    yield made
-    made.close()
-
-
 def event(name: str, value: str = "kafka", event_id: str | None = None) -> dict[str, Any]:
     return {
         "schema_version": 1,
