@@ -8,8 +8,8 @@ says, or else as the zone's ``reconcile`` policy says.
 
 The schedule: each pass queues a reconciliation of every zone whose latest report was asked for
 ``reconcile_interval_s`` ago or more (0: never, only on demand), ends reports that no worker
-finished in ``STALE_AFTER`` (their message was lost) and drops finished reports older than
-``RETENTION`` (each zone's latest stays).
+finished in ``STALE_AFTER`` (their message was lost). Old reports are deleted by the recovery
+job (service/retention.py, ``reconciliation_retention_days``).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import Engine
-from sqlmodel import Session, col, delete, func, select
+from sqlmodel import Session, col, func, select
 
 from db.models import ReconcilePolicy, ReconcileStatus, ReconcileTrigger, Reconciliation, Scope, Zone, utcnow
 from db.schemas import ReconciliationPublic
@@ -34,7 +34,6 @@ from service.settings import Settings
 logger = logging.getLogger(__name__)
 
 STALE_AFTER = timedelta(hours=2)
-RETENTION = timedelta(days=14)
 UNFINISHED = (ReconcileStatus.queued, ReconcileStatus.running)
 
 
@@ -137,7 +136,6 @@ def due(latest_asked: Mapping[str, datetime | None], *, now: datetime, interval_
 class Scheduled:
     queued: int = 0
     ended: int = 0
-    pruned: int = 0
 
 
 def schedule(engine: Engine, dispatcher: Dispatcher, settings: Settings, now: datetime | None = None) -> Scheduled:
@@ -146,7 +144,6 @@ def schedule(engine: Engine, dispatcher: Dispatcher, settings: Settings, now: da
     done = Scheduled()
     with Session(engine) as session:
         done.ended = _end_stale(session, now)
-        done.pruned = _prune(session, now)
         asked = dict(
             session.exec(
                 select(Zone.name, func.max(Reconciliation.requested_at))
@@ -166,13 +163,12 @@ def schedule(engine: Engine, dispatcher: Dispatcher, settings: Settings, now: da
             logger.warning("zone %s not reconciled now: %s", name, exc.detail)
             break  # the broker is away: the next pass tries again
         done.queued += 1
-    if done.queued or done.ended or done.pruned:
+    if done.queued or done.ended:
         logger.info(
-            "reconciliation schedule: %d queued, %d stale ended, %d old reports dropped",
+            "reconciliation schedule: %d queued, %d stale ended",
             done.queued,
             done.ended,
-            done.pruned,
-            extra={"queued": done.queued, "ended": done.ended, "pruned": done.pruned},
+            extra={"queued": done.queued, "ended": done.ended},
         )
     return done
 
@@ -191,14 +187,3 @@ def _end_stale(session: Session, now: datetime) -> int:
     session.commit()
     return len(stale)
 
-
-def _prune(session: Session, now: datetime) -> int:
-    newest = select(func.max(Reconciliation.id)).group_by(col(Reconciliation.zone_id))
-    result = session.exec(
-        delete(Reconciliation).where(
-            col(Reconciliation.finished_at) < now - RETENTION,
-            col(Reconciliation.id).not_in(newest),
-        )
-    )
-    session.commit()
-    return int(result.rowcount or 0)

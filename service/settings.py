@@ -127,7 +127,7 @@ class Settings(BaseSettings):
         "deletes older ones.",
     )
     reconciliation_retention_days: int = Field(
-        default=30,
+        default=14,
         ge=1,
         description="Days a reconciliation report is kept after it finished (each zone's latest is always kept).",
     )
