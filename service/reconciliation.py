@@ -186,4 +186,3 @@ def _end_stale(session: Session, now: datetime) -> int:
         session.add(report)
     session.commit()
     return len(stale)
-
