@@ -488,7 +488,13 @@ class ReconciliationPublic(SQLModel):
     repaired: int = Field(description="Of those, repaired and proven served.")
     unmanaged: int = Field(description="RRsets served that Hostmaster does not manage.")
     error: str | None = Field(description="Why the zone could not be reconciled (status error).")
-    differences: list[DifferencePublic]
+    differences: list[DifferencePublic] = Field(
+        description="The RRsets that differ, a page at a time (`limit`, from `cursor`), in the order found."
+    )
+    differences_total: int = Field(default=0, description="How many differences the report holds in all.")
+    next_cursor: str | None = Field(
+        default=None, description="`cursor` of the next page of differences; null: no more."
+    )
 
 
 class KafkaOriginIn(_Strict):

@@ -27,12 +27,13 @@ from db.schemas import ReconciliationPublic
 from service import zones
 from service.clients import Principal
 from service.dispatch import Dispatcher
-from service.errors import DependencyUnavailable, NotFound
+from service.errors import DependencyUnavailable, InvalidRequest, NotFound, Violation
 from service.names import BadName, normalize_name
 from service.settings import Settings
 
 logger = logging.getLogger(__name__)
 
+DIFFERENCES_PAGE = 1000  # a report may list every unmanaged RRset of a zone: it is read a page at a time
 STALE_AFTER = timedelta(hours=2)
 UNFINISHED = (ReconcileStatus.queued, ReconcileStatus.running)
 
@@ -87,7 +88,9 @@ def _enqueue(engine: Engine, dispatcher: Dispatcher, report: Reconciliation) -> 
     )
 
 
-def latest(session: Session, principal: Principal, *, zone: str) -> ReconciliationPublic:
+def latest(
+    session: Session, principal: Principal, *, zone: str, limit: int = DIFFERENCES_PAGE, cursor: str | None = None
+) -> ReconciliationPublic:
     """The zone's latest report (the one asked for last), finished or not."""
     found = _readable_zone(session, principal, zone)
     statement = (
@@ -99,15 +102,23 @@ def latest(session: Session, principal: Principal, *, zone: str) -> Reconciliati
     report = session.exec(statement).first()
     if report is None:
         raise NotFound(f"zone {found.name} has not been reconciled yet", code="reconciliation_not_found")
-    return public(report)
+    return public(report, limit=limit, cursor=cursor)
 
 
-def get_report(session: Session, principal: Principal, *, zone: str, report_id: int) -> ReconciliationPublic:
+def get_report(
+    session: Session,
+    principal: Principal,
+    *,
+    zone: str,
+    report_id: int,
+    limit: int = DIFFERENCES_PAGE,
+    cursor: str | None = None,
+) -> ReconciliationPublic:
     found = _readable_zone(session, principal, zone)
     report = session.get(Reconciliation, report_id)
     if report is None or report.zone_id != found.id:
         raise NotFound(f"zone {found.name} has no reconciliation {report_id}", code="reconciliation_not_found")
-    return public(report)
+    return public(report, limit=limit, cursor=cursor)
 
 
 def _readable_zone(session: Session, principal: Principal, zone: str) -> Zone:
@@ -120,8 +131,28 @@ def _readable_zone(session: Session, principal: Principal, zone: str) -> Zone:
     return zones.get_zone(session, name)
 
 
-def public(report: Reconciliation) -> ReconciliationPublic:
-    return ReconciliationPublic.model_validate(report, from_attributes=True)
+def public(report: Reconciliation, *, limit: int = DIFFERENCES_PAGE, cursor: str | None = None) -> ReconciliationPublic:
+    """The report with one page of its differences: ``limit`` of them from ``cursor`` (an offset)."""
+    start = _offset(cursor)
+    page = report.differences[start : start + limit]
+    following = start + len(page)
+    found = ReconciliationPublic.model_validate(
+        {
+            **{name: getattr(report, name) for name in ReconciliationPublic.model_fields if hasattr(report, name)},
+            "differences": page,
+            "differences_total": len(report.differences),
+            "next_cursor": str(following) if following < len(report.differences) else None,
+        }
+    )
+    return found
+
+
+def _offset(cursor: str | None) -> int:
+    if cursor is None:
+        return 0
+    if not cursor.isascii() or not cursor.isdigit() or len(cursor) > 9:
+        raise InvalidRequest([Violation("cursor", "use the next_cursor of the page before")])
+    return int(cursor)
 
 
 def due(latest_asked: Mapping[str, datetime | None], *, now: datetime, interval_s: float) -> list[str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Request, Response, status
+from fastapi import APIRouter, Path, Query, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
 from pydantic import ValidationError
 
@@ -23,6 +23,8 @@ router = APIRouter(
 )
 
 ZonePath = Annotated[str, Path(max_length=255, description="Zone name, e.g. example.test")]
+LimitQuery = Annotated[int, Query(ge=1, le=1000, description="Differences on this page.")]
+CursorQuery = Annotated[str | None, Query(max_length=20, description="`next_cursor` of the page before.")]
 
 
 def _optional(body: dict[str, Any]) -> dict[str, Any]:
@@ -65,10 +67,19 @@ async def reconcile_zone(
     response_model=ReconciliationPublic,
     summary="The zone's latest reconciliation: what differs from the desired state, what was repaired",
 )
-def latest_reconciliation(zone: ZonePath, session: SessionDep, client: ClientDep) -> ReconciliationPublic:
-    return reconciliation.latest(session, client, zone=zone)
+def latest_reconciliation(
+    zone: ZonePath, session: SessionDep, client: ClientDep, limit: LimitQuery = 1000, cursor: CursorQuery = None
+) -> ReconciliationPublic:
+    return reconciliation.latest(session, client, zone=zone, limit=limit, cursor=cursor)
 
 
 @router.get("/reconciliation/{report_id}", response_model=ReconciliationPublic, summary="One reconciliation")
-def get_reconciliation(zone: ZonePath, report_id: int, session: SessionDep, client: ClientDep) -> ReconciliationPublic:
-    return reconciliation.get_report(session, client, zone=zone, report_id=report_id)
+def get_reconciliation(
+    zone: ZonePath,
+    report_id: int,
+    session: SessionDep,
+    client: ClientDep,
+    limit: LimitQuery = 1000,
+    cursor: CursorQuery = None,
+) -> ReconciliationPublic:
+    return reconciliation.get_report(session, client, zone=zone, report_id=report_id, limit=limit, cursor=cursor)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from typing import Any
 
 import httpx
+import psycopg2
 import pytest
 
 from tests.conftest import (
@@ -14,6 +16,7 @@ from tests.conftest import (
     RECONCILE_ZONE,
     REPAIR_ZONE,
     STALE_ZONE,
+    ZONE,
     Bind,
     Process,
     hostmaster,
@@ -307,3 +310,41 @@ def test_the_recovery_process_reconciles_each_zone_once_per_interval(
     assert all(line["component"] == "recovery" for line in lines)
     queued = [line for line in lines if re.match(r"reconciliation \d+ of zone guard\.test\. queued", line["message"])]
     assert len(queued) == 1, queued
+
+
+def test_a_report_s_differences_are_read_a_page_at_a_time(stack: httpx.Client, database_url: str) -> None:
+    differences = [
+        {"name": f"h{index}.{ZONE}.", "type": "A", "kind": "unmanaged", "desired": None,
+         "served": {"ttl": 300, "values": ["192.0.2.1"]}, "repaired": False, "error": None}
+        for index in range(2_500)
+    ]  # fmt: skip
+    dsn = database_url.replace("postgresql+psycopg2://", "postgresql://")
+    with psycopg2.connect(dsn, connect_timeout=5) as connection, connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO zone_reconciliation (zone_id, zone, trigger, repair, status, attempts, requested_at,"
+            " finished_at, compared, skipped, drifted, repaired, unmanaged, differences)"
+            " SELECT id, name, 'periodic', false, 'drift', 1, now() - interval '1 day', now() - interval '1 day',"
+            " 0, 0, 0, 0, %s, %s FROM zone WHERE name = %s RETURNING id",
+            (len(differences), json.dumps(differences), f"{ZONE}."),
+        )
+        (report_id,) = cursor.fetchone()
+
+    names: list[str] = []
+    cursor_given: str | None = None
+    pages = 0
+    while True:
+        params: dict[str, str | int] = {"limit": 1000, **({"cursor": cursor_given} if cursor_given else {})}
+        page = stack.get(f"/api/v1/zones/{ZONE}/reconciliation/{report_id}", params=params).json()
+        assert page["differences_total"] == 2_500
+        assert len(page["differences"]) <= 1000
+        names += [difference["name"] for difference in page["differences"]]
+        pages += 1
+        cursor_given = page["next_cursor"]
+        if cursor_given is None:
+            break
+
+    assert pages == 3
+    assert names == [difference["name"] for difference in differences]  # each once, in order
+    bad = stack.get(f"/api/v1/zones/{ZONE}/reconciliation/{report_id}", params={"cursor": "x"})
+    assert (bad.status_code, bad.json()["violations"][0]["field"]) == (422, "cursor")
+    assert stack.get(f"/api/v1/zones/{ZONE}/reconciliation/{report_id}", params={"limit": 1001}).status_code == 422
