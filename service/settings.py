@@ -20,6 +20,17 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 ENVS_DIR = PROJECT_ROOT / "envs"
 
+
+def deployed_root() -> Path:
+    """Where ``envs/`` and relative paths are: the source tree, or — installed non-editable, as the
+    image is (the package in site-packages, no envs/ beside it) — the working directory holding
+    ``envs/`` (the image's /app)."""
+    if ENVS_DIR.is_dir():
+        return PROJECT_ROOT
+    here = Path.cwd()
+    return here if (here / "envs").is_dir() else PROJECT_ROOT
+
+
 AppEnv = Literal["dev", "uta", "prod"]
 
 # Values that stand in for a secret in examples and development defaults.
@@ -302,7 +313,7 @@ def load_settings() -> Settings:
     app_env = os.environ.get("APP_ENV", "dev")
     if app_env not in ("dev", "uta", "prod"):
         raise SettingsError(f"APP_ENV must be dev, uta or prod, not {app_env!r}")
-    env_file = ENVS_DIR / f".env.{app_env}"
+    env_file = deployed_root() / "envs" / f".env.{app_env}"
     secrets_dir = os.environ.get("HOSTMASTER_SECRETS_DIR") or _value_in_env_file(env_file, "HOSTMASTER_SECRETS_DIR")
     secrets_path = _resolve(secrets_dir) if secrets_dir else None
     kwargs: dict[str, object] = {"_env_file": env_file if env_file.exists() else None}
@@ -334,7 +345,7 @@ def _fill_from_vault(settings: Settings) -> None:
 
 def _resolve(path: str) -> Path:
     candidate = Path(path)
-    return candidate if candidate.is_absolute() else PROJECT_ROOT / candidate
+    return candidate if candidate.is_absolute() else deployed_root() / candidate
 
 
 def _value_in_env_file(env_file: Path, key: str) -> str | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -257,3 +258,29 @@ def test_python_m_service_in_prod_without_passwords_exits_2_with_one_clear_line(
     assert "HOSTMASTER_DATABASE_PASSWORD" in lines[0]
     assert "HOSTMASTER_RABBITMQ_PASSWORD" in lines[0]
     assert result.stdout == ""
+
+
+def test_installed_non_editable_the_settings_read_envs_from_the_working_directory(tmp_path: Path) -> None:
+    # As in the image: `uv sync --no-editable` puts the packages in site-packages, with no envs/
+    # beside them; envs/ is in the working directory (/app).
+    site = tmp_path / "site-packages"
+    for package in ("service", "db"):
+        shutil.copytree(PROJECT_ROOT / package, site / package, ignore=shutil.ignore_patterns("__pycache__"))
+    app = tmp_path / "app"
+    (app / "envs").mkdir(parents=True)
+    text = (ENVS_DIR / ".env.dev").read_text()
+    (app / "envs" / ".env.dev").write_text(text + "\nHOSTMASTER_QUEUE_NAME=read-from-app-envs\n")
+    env = {name: value for name, value in os.environ.items() if not name.startswith("HOSTMASTER_")}
+    env.update(APP_ENV="dev", PYTHONPATH=str(site))
+    result = subprocess.run(
+        [sys.executable, "-c", "from service.settings import load_settings; print(load_settings().queue_name)"],
+        cwd=app,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "read-from-app-envs"
