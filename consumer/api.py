@@ -69,6 +69,14 @@ def unsendable(exc: Exception) -> Decision:
     return Decision(0, {"code": "unsendable", "detail": detail})
 
 
+def _acting(request_id: str, on_behalf_of: str | None) -> dict[str, str]:
+    """The headers every call carries: its request id, and the client it acts for (a bound topic's)."""
+    headers = {"X-Request-ID": request_id}
+    if on_behalf_of is not None:
+        headers["X-On-Behalf-Of"] = on_behalf_of
+    return headers
+
+
 def _body(answer: httpx.Response) -> dict[str, Any]:
     try:
         body = answer.json()
@@ -93,9 +101,7 @@ class ApiClient:
         origin: dict[str, str],
         on_behalf_of: str | None = None,
     ) -> Decision:
-        headers = {"X-Request-ID": str(request_id), "Idempotency-Key": idempotency_key, **origin}
-        if on_behalf_of is not None:
-            headers["X-On-Behalf-Of"] = on_behalf_of
+        headers = {**_acting(str(request_id), on_behalf_of), "Idempotency-Key": idempotency_key, **origin}
         retrying = self._retrying()
         try:
             return retrying(self._once, call, headers)
@@ -147,9 +153,7 @@ class ApiClient:
     def _batch_once(
         self, writes: list[dict[str, Any]], request_id: uuid.UUID, on_behalf_of: str | None
     ) -> list[Decision | None]:
-        headers = {"X-Request-ID": str(request_id)}
-        if on_behalf_of is not None:
-            headers["X-On-Behalf-Of"] = on_behalf_of
+        headers = _acting(str(request_id), on_behalf_of)
         try:
             answer = self.http.post("/api/v2/requests:batch", json={"writes": writes}, headers=headers)
         except httpx.HTTPError as exc:
@@ -172,9 +176,7 @@ class ApiClient:
     def _alone(self, write: dict[str, Any], on_behalf_of: str | None) -> Decision | None:
         """The write through its single call, once; None when that gave no decision (sent again later)."""
         call = call_of(write)
-        headers = {"X-Request-ID": str(write.get("request_id") or uuid.uuid4())}
-        if on_behalf_of is not None:
-            headers["X-On-Behalf-Of"] = on_behalf_of
+        headers = _acting(str(write.get("request_id") or uuid.uuid4()), on_behalf_of)
         if write.get("idempotency_key"):
             headers["Idempotency-Key"] = write["idempotency_key"]
         if kafka := write.get("kafka"):

@@ -67,6 +67,11 @@ class Principal:
             raise Forbidden(f"client {self.name} is not granted zone {', '.join(refused)}", code="zone_not_granted")
 
 
+def principal_of(client: ApiClient) -> Principal:
+    """The client as the business logic sees it."""
+    return Principal(client.name, frozenset(client.scopes), tuple(client.zones))
+
+
 def authenticate(session: Session, key: str, pepper: bytes) -> Principal:
     """The client whose key this is; Unauthorized for anything else, saying no more than that."""
     found = _look_up(session, key)
@@ -87,8 +92,7 @@ def _look_up(session: Session, key: str) -> _Found | None:
     client = session.exec(select(ApiClient).where(ApiClient.key_id == match.group(1))).first()
     if client is None:
         return None
-    principal = Principal(client.name, frozenset(client.scopes), tuple(client.zones))
-    return _Found(client.key_hash, client.revoked_at is not None, principal)
+    return _Found(client.key_hash, client.revoked_at is not None, principal_of(client))
 
 
 def _check_key(found: _Found | None, key: str, pepper: bytes) -> Principal:
@@ -151,11 +155,7 @@ class RecentKeys:
                     if _NAME.fullmatch(name)
                     else None
                 )
-            found = (
-                Principal(client.name, frozenset(client.scopes), tuple(client.zones))
-                if client is not None and client.revoked_at is None
-                else None
-            )
+            found = principal_of(client) if client is not None and client.revoked_at is None else None
             if self._ttl_s > 0:
                 if len(self._named) >= MAX_KEPT:
                     self._named.clear()
