@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import text
@@ -100,7 +100,8 @@ def plan(
     state = DesiredState.load(session, touched_zones.values(), registry=zones)
     state.rows.fetch(_names_consulted(operations, zones))  # one query for what the rules will ask about
     if reverse := ptr.names_touched(state, zones, operations):
-        state.rows.fetch(reverse)  # the PTRs, one query (not one per address)
+        # The PTRs and the names above them (an IPv6 one has 24 labels below its zone): one query.
+        state.rows.fetch(_up_to_apex(reverse, zones))
     return plan_operations(
         operations, state, field_of=field_of, force=force, single=single, max_values=max_values, principal=principal
     )
@@ -109,18 +110,25 @@ def plan(
 def _names_consulted(operations: Sequence[Operation], zones: Sequence[Zone]) -> set[str]:
     """The owner names the rules look at for these operations: each owner and the targets of its
     values, and the names above them up to their zone's apex (delegations)."""
-    names: set[str] = set()
+    names: list[str] = []
     for operation in operations:
         targets = (value_target(operation.rtype, value) for value in operation.values)
-        for name in (operation.owner, *(target for target in targets if target is not None)):
-            zone = zone_for_owner(name, zones)
-            labels = name.split(".")
-            for cut in range(len(labels) - 1):
-                parent = ".".join(labels[cut:])
-                names.add(parent)
-                if zone is None or parent == zone.name:
-                    break
-    return names
+        names += [operation.owner, *(target for target in targets if target is not None)]
+    return _up_to_apex(names, zones)
+
+
+def _up_to_apex(names: Iterable[str], zones: Sequence[Zone]) -> set[str]:
+    """``names`` and the names above each up to its zone's apex, which the rules consult too."""
+    found: set[str] = set()
+    for name in names:
+        zone = zone_for_owner(name, zones)
+        labels = name.split(".")
+        for cut in range(len(labels) - 1):
+            parent = ".".join(labels[cut:])
+            found.add(parent)
+            if zone is None or parent == zone.name:
+                break
+    return found
 
 
 def plan_operations(
