@@ -7,7 +7,7 @@ adding a value is a code change, not a migration that locks a table.
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -154,7 +154,11 @@ class Zone(ZoneBase, table=True):
 class RRset(SQLModel, table=True):
     """Desired state of one RRset (owner name + type) in a zone."""
 
-    __table_args__ = (sa.UniqueConstraint("owner", "rtype", name="uq_rrset_owner_rtype"),)
+    __table_args__ = (
+        sa.UniqueConstraint("owner", "rtype", name="uq_rrset_owner_rtype"),
+        # The RRsets a client created, counted against its quota (service/quotas.py).
+        sa.Index("ix_rrset_created_by", "created_by", "status", postgresql_where=sa.text("created_by IS NOT NULL")),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     zone_id: int = Field(foreign_key="zone.id", index=True)
@@ -167,6 +171,7 @@ class RRset(SQLModel, table=True):
     ptr: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
     applied: dict[str, Any] | None = Field(default=None, sa_type=JSONB)  # {ttl, values} last proven served
     last_request_id: uuid.UUID | None = Field(default=None)
+    created_by: str | None = Field(default=None, max_length=64)  # the client whose quota it counts against
     updated_at: datetime = Field(default_factory=utcnow, sa_type=sa.DateTime(timezone=True))
 
 
@@ -265,10 +270,11 @@ class Scope(StrEnum):
 
 
 class ApiClient(SQLModel, table=True):
-    """Someone who calls the API: a name, a hashed key, scopes and the zones granted.
+    """Someone who calls the API: a name, a hashed key, scopes, the zones granted and its quotas.
 
     ``zones`` holds grants: ``example.test.`` for that zone only, ``*.example.test.`` for it and
-    every zone below it, ``*`` for all zones.
+    every zone below it, ``*`` for all zones. A quota left empty is the service's default
+    (service/quotas.py); ``usage_day`` and ``changes_on_day`` count the changes of one UTC day.
     """
 
     __tablename__ = "api_client"
@@ -282,6 +288,10 @@ class ApiClient(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_type=sa.DateTime(timezone=True))
     rotated_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
     revoked_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
+    max_rrsets: int | None = Field(default=None)
+    max_changes_per_day: int | None = Field(default=None)
+    usage_day: date | None = Field(default=None)
+    changes_on_day: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
 
 
 class Reconciliation(SQLModel, table=True):

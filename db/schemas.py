@@ -345,14 +345,32 @@ class Problem(SQLModel):
     violations: list[ViolationPublic] | None = Field(default=None, description="For 422: every bad field.")
 
 
+_MAX_RRSETS = "RRsets the client may have created; null: the service's default (HOSTMASTER_QUOTA_RRSETS)."
+_MAX_CHANGES = (
+    "Changes the client's writes may hold in one UTC day; null: the service's default "
+    "(HOSTMASTER_QUOTA_CHANGES_PER_DAY)."
+)
+
+
 class ClientCreate(_Strict):
     name: str = Field(max_length=64, schema_extra={"examples": ["team-web"]})
-    scopes: list[str] = Field(description="read, write and/or admin.", schema_extra={"examples": [["read", "write"]]})
+    scopes: list[str] = Field(
+        description="read, write, admin and/or delegate.", schema_extra={"examples": [["read", "write"]]}
+    )
     zones: list[str] = Field(
         default_factory=list,
         description="`example.test` (that zone), `*.example.test` (it and every zone below), `*` (all).",
         schema_extra={"examples": [["*.example.test"]]},
     )
+    max_rrsets: int | None = Field(default=None, ge=0, le=2**31 - 1, description=_MAX_RRSETS)
+    max_changes_per_day: int | None = Field(default=None, ge=0, le=2**31 - 1, description=_MAX_CHANGES)
+
+
+class ClientUpdate(_Strict):
+    """What an admin changes of a client; a field left out stays as it is, null returns it to the default."""
+
+    max_rrsets: int | None = Field(default=None, ge=0, le=2**31 - 1, description=_MAX_RRSETS)
+    max_changes_per_day: int | None = Field(default=None, ge=0, le=2**31 - 1, description=_MAX_CHANGES)
 
 
 class ClientPublic(SQLModel):
@@ -360,9 +378,28 @@ class ClientPublic(SQLModel):
     key_id: str = Field(description="The public part of the key, to tell keys apart in logs.")
     scopes: list[str]
     zones: list[str]
+    max_rrsets: int | None = Field(default=None, description="Its own RRset quota; null: the service's default.")
+    max_changes_per_day: int | None = Field(
+        default=None, description="Its own quota of changes a day; null: the service's default."
+    )
     created_at: datetime
     rotated_at: datetime | None
     revoked_at: datetime | None
+
+
+class QuotaUse(SQLModel):
+    limit: int | None = Field(description="null: no limit.")
+    used: int
+
+
+class ClientQuota(SQLModel):
+    rrsets: QuotaUse = Field(description="The RRsets the client created that exist.")
+    changes_per_day: QuotaUse = Field(description="The changes its accepted writes held today (UTC).")
+    resets_at: datetime = Field(description="When the count of changes starts again (00:00 UTC).")
+
+
+class ClientDetail(ClientPublic):
+    quota: ClientQuota
 
 
 class ClientWithKey(ClientPublic):

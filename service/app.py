@@ -45,7 +45,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.engine = engine
         app.state.dispatcher = Dispatcher(broker, settings.queue_name)
         app.state.rate_limits = TokenBuckets(settings.rate_limit_per_s, settings.rate_limit_burst)
-        app.state.recent_keys = RecentKeys(settings.auth_cache_s)
+        app.state.recent_keys = RecentKeys(settings.auth_cache_s, quota_defaults=settings.quota_defaults)
         app.state.readiness = Readiness()
         if settings.write_group_max > 1:
             app.state.write_groups = WriteGroups(

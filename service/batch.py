@@ -233,7 +233,7 @@ def _plan_one(
         assert item.asked is not None
         items = provisioning.plan_write(session, item.asked, principal, max_values, registry)
         planned = [plan_item.public() for plan_item in items]
-        changes.commit(session, request.id, items)
+        provisioning.write_plan(session, request.id, items, principal)
         provisioning.record_acceptance(session, request, items)
     except RequestRejected as exc:
         savepoint.rollback()

@@ -379,8 +379,21 @@ def _guard(state: DesiredState, items: Sequence[PlanItem], *, force: bool) -> No
             )
 
 
-def commit(session: Session, request_id: uuid.UUID, items: Sequence[PlanItem]) -> None:
-    """Write the plan into the desired state and the request's change list (caller commits).
+def rrsets_added(items: Sequence[PlanItem], client: str) -> int:
+    """How many RRsets ``items`` add to those ``client`` created (service/quotas.py): the RRsets
+    they create, less those of the client's own they delete."""
+    created = sum(1 for item in items if item.before is None and item.after is not None)
+    freed = sum(
+        1
+        for item in items
+        if item.after is None and item.before is not None and item.row is not None and item.row.created_by == client
+    )
+    return created - freed
+
+
+def commit(session: Session, request_id: uuid.UUID, items: Sequence[PlanItem], *, creator: str | None = None) -> None:
+    """Write the plan into the desired state and the request's change list (caller commits);
+    ``creator``: the client the RRsets it creates count against.
 
     The stored rows are locked first, in id order as the workers lock them, so a writer and
     a worker never deadlock; a row a worker holds too long is a 409 to send again, not a 503.
@@ -401,7 +414,7 @@ def commit(session: Session, request_id: uuid.UUID, items: Sequence[PlanItem]) -
             for row_id, item in planned.items():
                 if item.row is not None and versions.get(row_id) != item.row.version:
                     raise _concurrent(item)
-        _write(session, request_id, items)
+        _write(session, request_id, items, creator)
     except OperationalError as exc:
         if getattr(exc.orig, "pgcode", None) not in (LOCK_NOT_AVAILABLE, DEADLOCK_DETECTED):
             raise
@@ -416,17 +429,20 @@ def commit(session: Session, request_id: uuid.UUID, items: Sequence[PlanItem]) -
 _UPDATE_RRSETS = text(
     """
     UPDATE rrset AS r SET "values" = CAST(v."values" AS jsonb), ttl = v.ttl, status = v.status, ptr = v.ptr,
-        version = v.version, last_request_id = CAST(:request_id AS uuid), updated_at = :now
+        version = v.version, last_request_id = CAST(:request_id AS uuid), updated_at = :now,
+        created_by = CASE WHEN v.created THEN CAST(:creator AS varchar) ELSE r.created_by END
     FROM unnest(CAST(:ids AS int[]), CAST(:versions AS int[]), CAST(:values AS text[]), CAST(:ttls AS int[]),
-        CAST(:statuses AS text[]), CAST(:ptrs AS boolean[])) AS v(id, version, "values", ttl, status, ptr)
+        CAST(:statuses AS text[]), CAST(:ptrs AS boolean[]), CAST(:createds AS boolean[]))
+        AS v(id, version, "values", ttl, status, ptr, created)
     WHERE r.id = v.id
     """
 )
 _INSERT_RRSETS = text(
     """
-    INSERT INTO rrset (zone_id, owner, rtype, ttl, "values", version, status, ptr, last_request_id, updated_at)
+    INSERT INTO rrset (zone_id, owner, rtype, ttl, "values", version, status, ptr, last_request_id, updated_at,
+        created_by)
     SELECT v.zone_id, v.owner, v.rtype, v.ttl, CAST(v."values" AS jsonb), 1, v.status, v.ptr,
-        CAST(:request_id AS uuid), :now
+        CAST(:request_id AS uuid), :now, CAST(:creator AS varchar)
     FROM unnest(CAST(:zone_ids AS int[]), CAST(:owners AS text[]), CAST(:rtypes AS text[]), CAST(:ttls AS int[]),
         CAST(:values AS text[]), CAST(:statuses AS text[]), CAST(:ptrs AS boolean[]))
         AS v(zone_id, owner, rtype, ttl, "values", status, ptr)
@@ -444,14 +460,14 @@ _INSERT_CHANGES = text(
 )
 
 
-_UPDATED = ("ids", "versions", "values", "ttls", "statuses", "ptrs")
+_UPDATED = ("ids", "versions", "values", "ttls", "statuses", "ptrs", "createds")
 _CREATED = ("zone_ids", "owners", "rtypes", "ttls", "values", "statuses", "ptrs")
 _RECORDED = ("seqs", "zone_ids", "zones", "owners", "rtypes", "actions", "befores", "afters", "versions")
 
 
-def _write(session: Session, request_id: uuid.UUID, items: Sequence[PlanItem]) -> None:
-    common = {"request_id": str(request_id), "now": utcnow()}
-    updated: list[tuple[object, ...]] = []  # id, version, values, ttl, status, ptr
+def _write(session: Session, request_id: uuid.UUID, items: Sequence[PlanItem], creator: str | None) -> None:
+    common = {"request_id": str(request_id), "now": utcnow(), "creator": creator}
+    updated: list[tuple[object, ...]] = []  # id, version, values, ttl, status, ptr, created again
     created: list[tuple[object, ...]] = []  # zone id, owner, type, ttl, values, status, ptr
     recorded: list[tuple[object, ...]] = []  # seq, zone id, zone, owner, type, action, before, after, version
     for seq, item in enumerate(items):
@@ -462,7 +478,8 @@ def _write(session: Session, request_id: uuid.UUID, items: Sequence[PlanItem]) -
         status = (RRsetStatus.deleting if item.after is None else RRsetStatus.pending).value
         if item.row is not None:
             version = item.row.version + 1
-            updated.append((item.row.id, version, values, ttl, status, item.ptr))
+            created_again = item.before is None and item.after is not None  # it was being deleted
+            updated.append((item.row.id, version, values, ttl, status, item.ptr, created_again))
         else:
             version = 1
             created.append((item.zone.id, item.owner, item.rtype, ttl, values, status, item.ptr))

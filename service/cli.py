@@ -5,7 +5,7 @@ hostmaster zone list
 hostmaster reconcile example.test [--repair | --no-repair] [--wait SECONDS]
 hostmaster requests show REQUEST_ID        status, changes and the step timeline
 hostmaster requests list [--status S] [--limit N]
-hostmaster clients create|list|rotate|revoke …
+hostmaster clients create|list|quota|rotate|revoke …
 hostmaster dlq list | redrive ID|--all | purge --yes
 hostmaster recover
 hostmaster run api [--host H] [--port P] [--workers N]
@@ -31,7 +31,7 @@ from sqlmodel import Session
 from db.engine import make_engine
 from db.models import ApiClient, ReconcileStatus, RequestStatus, Scope
 from db.schemas import ClientPublic, ReconciliationPublic, ZoneCreate
-from service import clients, deadletters, reconciliation, recovery, timeline, tracker, zones
+from service import clients, deadletters, quotas, reconciliation, recovery, timeline, tracker, zones
 from service.clients import ALL_ZONES, Principal
 from service.dispatch import Dispatcher, make_broker
 from service.errors import HostmasterError, InvalidRequest, NotFound, Violation
@@ -118,10 +118,50 @@ def _client_create(session: Session, args: argparse.Namespace) -> int:
         else:
             return _client_rotate(session, args)
     client, key = clients.create_client(
-        session, name=args.name, scopes=args.scope, zones=args.zone or [], pepper=settings.pepper
+        session,
+        name=args.name,
+        scopes=args.scope,
+        zones=args.zone or [],
+        pepper=settings.pepper,
+        max_rrsets=args.max_rrsets,
+        max_changes_per_day=args.max_changes_per_day,
     )
     _print_key(client, key)
     return 0
+
+
+def _client_quota(session: Session, args: argparse.Namespace) -> int:
+    """Set the quotas given (``default``: the service's); print what the client uses of them."""
+    asked = {field: getattr(args, field) for field in clients.QUOTA_FIELDS if getattr(args, field) is not _UNSET}
+    if asked:
+        client = clients.set_quotas(session, name=args.name, quotas=asked)
+    else:
+        client = clients.get_client(session, args.name)
+    quota = clients.principal_of(client, get_settings().quota_defaults).quota
+    use = quotas.usage_of(session, client)
+
+    def limit(value: int | None, own: int | None) -> str:
+        return ("no limit" if value is None else str(value)) + ("" if own is not None else " (the default)")
+
+    print(f"client {client.name}")
+    print(f"  RRsets:          {use.rrsets} of {limit(quota.rrsets, client.max_rrsets)}")
+    print(
+        f"  changes today:   {use.changes_today} of {limit(quota.changes_per_day, client.max_changes_per_day)}"
+        f" (counted again from {use.resets_at:%Y-%m-%d %H:%M} UTC)"
+    )
+    return 0
+
+
+_UNSET = object()
+
+
+def _quota_value(text: str) -> int | None:
+    """A quota given on the command line: a number, or ``default`` for the service's default."""
+    if text == "default":
+        return None
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"{shown(text)}: give a number of 0 or more, or default")
+    return int(text)
 
 
 def _client_rotate(session: Session, args: argparse.Namespace) -> int:
@@ -141,6 +181,23 @@ def _client_list(session: Session, args: argparse.Namespace) -> int:
         shown_client = ClientPublic.model_validate(client, from_attributes=True)
         print(json.dumps(shown_client.model_dump(mode="json")))
     return 0
+
+
+def _quota_options(parser: argparse.ArgumentParser, *, default: object) -> None:
+    parser.add_argument(
+        "--max-rrsets",
+        type=_quota_value,
+        default=default,
+        metavar="N|default",
+        help="RRsets the client may have created (default: HOSTMASTER_QUOTA_RRSETS)",
+    )
+    parser.add_argument(
+        "--max-changes-per-day",
+        type=_quota_value,
+        default=default,
+        metavar="N|default",
+        help="changes its writes may hold in one UTC day (default: HOSTMASTER_QUOTA_CHANGES_PER_DAY)",
+    )
 
 
 def _print_key(client: ApiClient, key: str) -> None:
@@ -359,7 +416,12 @@ def _parser() -> argparse.ArgumentParser:
     create.add_argument("--scope", action="append", required=True, choices=[scope.value for scope in Scope])
     create.add_argument("--zone", action="append", help="zone granted: NAME, *.NAME (subtree) or * (all)")
     create.add_argument("--rotate-if-exists", action="store_true", help="give an existing client a new key instead")
+    _quota_options(create, default=None)
     create.set_defaults(handler=_client_create)
+    quota = client.add_parser("quota", help="show what a client uses of its quotas, and set them")
+    quota.add_argument("name")
+    _quota_options(quota, default=_UNSET)
+    quota.set_defaults(handler=_client_quota)
     for action, handler, text in (
         ("rotate", _client_rotate, "a new key"),
         ("revoke", _client_revoke, "revoke the key"),

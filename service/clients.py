@@ -14,7 +14,7 @@ import logging
 import re
 import secrets
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy.exc import IntegrityError
@@ -23,6 +23,7 @@ from sqlmodel import Session, col, select
 from db.models import ApiClient, Scope, utcnow
 from service.errors import Conflict, Forbidden, InvalidRequest, NotFound, Unauthorized, Violation
 from service.names import BadName, is_within, normalize_name, shown
+from service.quotas import NO_LIMIT, Quota
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +39,7 @@ class Principal:
     name: str
     scopes: frozenset[str]
     zones: tuple[str, ...]
+    quota: Quota = NO_LIMIT  # its limits (service/quotas.py); an admin has none
 
     @property
     def admin(self) -> bool:
@@ -67,14 +69,16 @@ class Principal:
             raise Forbidden(f"client {self.name} is not granted zone {', '.join(refused)}", code="zone_not_granted")
 
 
-def principal_of(client: ApiClient) -> Principal:
-    """The client as the business logic sees it."""
-    return Principal(client.name, frozenset(client.scopes), tuple(client.zones))
+def principal_of(client: ApiClient, defaults: Quota = NO_LIMIT) -> Principal:
+    """The client as the business logic sees it; ``defaults``: the service's quotas."""
+    scopes = frozenset(client.scopes)
+    quota = NO_LIMIT if Scope.admin in scopes else defaults.of(client)
+    return Principal(client.name, scopes, tuple(client.zones), quota)
 
 
-def authenticate(session: Session, key: str, pepper: bytes) -> Principal:
+def authenticate(session: Session, key: str, pepper: bytes, defaults: Quota = NO_LIMIT) -> Principal:
     """The client whose key this is; Unauthorized for anything else, saying no more than that."""
-    found = _look_up(session, key)
+    found = _look_up(session, key, defaults)
     return _check_key(found, key, pepper)
 
 
@@ -85,14 +89,14 @@ class _Found:
     principal: Principal
 
 
-def _look_up(session: Session, key: str) -> _Found | None:
+def _look_up(session: Session, key: str, defaults: Quota) -> _Found | None:
     match = _KEY.fullmatch(key)
     if match is None:
         return None
     client = session.exec(select(ApiClient).where(ApiClient.key_id == match.group(1))).first()
     if client is None:
         return None
-    return _Found(client.key_hash, client.revoked_at is not None, principal_of(client))
+    return _Found(client.key_hash, client.revoked_at is not None, principal_of(client, defaults))
 
 
 def _check_key(found: _Found | None, key: str, pepper: bytes) -> Principal:
@@ -106,16 +110,19 @@ class RecentKeys:
     """Clients read for a key in the last ``ttl_s`` seconds, by key id, so a busy client is not read
     from the database on every call.
 
-    What is kept is what the database said (the key's hash, revoked or not, scopes and zones),
-    and the key is still checked against that hash on every call: a wrong secret for a known key
-    id is refused as before. A revocation, a rotation (the old key id stops being read) or a
-    change of grants is seen within ``ttl_s``. Unknown key ids are never kept: a guesser pays a
+    What is kept is what the database said (the key's hash, revoked or not, scopes, zones and
+    quotas), and the key is still checked against that hash on every call: a wrong secret for a
+    known key id is refused as before. A revocation, a rotation (the old key id stops being read)
+    or a change of grants or quotas is seen within ``ttl_s``. Unknown key ids are never kept: a guesser pays a
     query each time, within the rate limit for unauthenticated calls.
     """
 
-    def __init__(self, ttl_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, ttl_s: float, clock: Callable[[], float] = time.monotonic, quota_defaults: Quota = NO_LIMIT
+    ) -> None:
         self._ttl_s = ttl_s
         self._clock = clock
+        self._quota_defaults = quota_defaults
         self._found: dict[str, tuple[float, _Found]] = {}
         self._named: dict[str, tuple[float, Principal | None]] = {}  # clients acted for, by name
 
@@ -136,7 +143,7 @@ class RecentKeys:
         key_id = match.group(1) if match is not None else None
         now = self._clock()
         with session_factory() as session:
-            found = _look_up(session, key)
+            found = _look_up(session, key, self._quota_defaults)
         if found is not None and key_id is not None and self._ttl_s > 0:
             if len(self._found) >= MAX_KEPT:
                 self._found.clear()  # many clients at once: start again rather than grow
@@ -155,7 +162,9 @@ class RecentKeys:
                     if _NAME.fullmatch(name)
                     else None
                 )
-            found = principal_of(client) if client is not None and client.revoked_at is None else None
+            found = (
+                principal_of(client, self._quota_defaults) if client is not None and client.revoked_at is None else None
+            )
             if self._ttl_s > 0:
                 if len(self._named) >= MAX_KEPT:
                     self._named.clear()
@@ -175,9 +184,16 @@ MAX_KEPT = 10_000
 
 
 def create_client(
-    session: Session, *, name: str, scopes: Sequence[str], zones: Sequence[str], pepper: bytes
+    session: Session,
+    *,
+    name: str,
+    scopes: Sequence[str],
+    zones: Sequence[str],
+    pepper: bytes,
+    max_rrsets: int | None = None,
+    max_changes_per_day: int | None = None,
 ) -> tuple[ApiClient, str]:
-    """A new client and its key (returned once, never stored)."""
+    """A new client and its key (returned once, never stored); a quota left None is the service's default."""
     _check(name, scopes, zones)
     key_id, key = _new_key()
     client = ApiClient(
@@ -186,6 +202,8 @@ def create_client(
         key_hash=hash_key(key, pepper),
         scopes=sorted(set(scopes)),
         zones=[_grant(zone) for zone in zones],
+        max_rrsets=max_rrsets,
+        max_changes_per_day=max_changes_per_day,
     )
     session.add(client)
     try:
@@ -211,6 +229,25 @@ def rotate_key(session: Session, *, name: str, pepper: bytes) -> tuple[ApiClient
     session.refresh(client)
     logger.info("client %s has a new key", name)
     return client, key
+
+
+QUOTA_FIELDS = ("max_rrsets", "max_changes_per_day")
+
+
+def set_quotas(session: Session, *, name: str, quotas: Mapping[str, int | None]) -> ApiClient:
+    """The client with the quotas named in ``quotas`` set (None: back to the service's default)."""
+    client = get_client(session, name, for_update=True)
+    for field, value in quotas.items():
+        if field not in QUOTA_FIELDS:
+            raise InvalidRequest([Violation(field, f"is not a quota; the quotas are {', '.join(QUOTA_FIELDS)}")])
+        if value is not None and value < 0:
+            raise InvalidRequest([Violation(field, "must be 0 or more, or null for the service's default")])
+        setattr(client, field, value)
+    session.add(client)
+    session.commit()
+    session.refresh(client)
+    logger.info("client %s has quotas %s", name, {field: getattr(client, field) for field in QUOTA_FIELDS})
+    return client
 
 
 def revoke(session: Session, *, name: str) -> ApiClient:

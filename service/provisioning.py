@@ -22,7 +22,7 @@ from sqlmodel import Session, select
 
 from db.models import Request, RequestStatus, Scope, Step, Zone, utcnow
 from db.schemas import ChangeIn, ChangeSetIn, PlannedChange, RecordCreate, RecordReplace
-from service import changes, tracker, zones
+from service import changes, quotas, tracker, zones
 from service.clients import Principal
 from service.dispatch import Dispatcher
 from service.errors import Conflict, DependencyUnavailable, InvalidRequest, RequestRejected, Violation
@@ -126,8 +126,10 @@ def submit(
     except RequestRejected as exc:
         early_error = exc
     if early_error is None and asked.dry_run:
-        with Session(engine) as session:
-            return Outcome(None, [item.public() for item in plan_write(session, asked, principal, max_values)])
+        with Session(engine) as session:  # never committed: what the quota counts is rolled back
+            items = plan_write(session, asked, principal, max_values)
+            charge(session, principal, items)
+            return Outcome(None, [item.public() for item in items])
 
     stored = storable_payload(payload, body)
     if target:
@@ -160,7 +162,7 @@ def submit(
                 raise early_error
             items = plan_write(session, asked, principal, max_values)
             planned = [item.public() for item in items]
-            changes.commit(session, request_id, items)
+            write_plan(session, request_id, items, principal)
         except RequestRejected as exc:
             session.rollback()
             record_rejection(session, request_id, exc, stored)
@@ -284,6 +286,21 @@ def plan_write(
         max_values=max_values,
         registry=registry,
     )
+
+
+def write_plan(
+    session: Session, request_id: uuid.UUID, items: Sequence[changes.PlanItem], principal: Principal | None
+) -> None:
+    """The plan counted against the client's quotas, then written (caller commits)."""
+    charge(session, principal, items)
+    changes.commit(session, request_id, items, creator=principal.name if principal else None)
+
+
+def charge(session: Session, principal: Principal | None, items: Sequence[changes.PlanItem]) -> None:
+    """QuotaExceeded when the plan passes one of the client's quotas (service/quotas.py)."""
+    if principal is not None and principal.quota.limited:
+        added = changes.rrsets_added(items, principal.name)
+        quotas.charge(session, principal.name, principal.quota, changes=len(items), added=added)
 
 
 def enqueue(engine: Engine, dispatcher: Dispatcher, request_id: uuid.UUID) -> None:

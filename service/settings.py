@@ -17,6 +17,8 @@ from urllib.parse import quote, urlsplit, urlunsplit
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from service.quotas import Quota
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 ENVS_DIR = PROJECT_ROOT / "envs"
 
@@ -117,6 +119,18 @@ class Settings(BaseSettings):
         description="How long an API process trusts a key it checked against the database without reading the "
         "client again; a revocation, a rotation or a change of scopes or zones takes effect within this time (0: read "
         "the client on every call).",
+    )
+    quota_rrsets: int | None = Field(
+        default=20_000,
+        ge=0,
+        description="RRsets a client may have created, unless an admin set its own quota (`none`: no limit; admins "
+        "have none).",
+    )
+    quota_changes_per_day: int | None = Field(
+        default=200_000,
+        ge=0,
+        description="Changes a client's writes may hold in one UTC day, unless an admin set its own quota (`none`: "
+        "no limit; admins have none).",
     )
 
     # Recovery (service/recovery.py): no request is left in limbo.
@@ -258,6 +272,14 @@ class Settings(BaseSettings):
             raise ValueError("give an http:// or https:// URL, or nothing")
         return value
 
+    @field_validator("quota_rrsets", "quota_changes_per_day", mode="before")
+    @classmethod
+    def _no_limit(cls, value: object) -> object:
+        """``none`` (or nothing) is no limit."""
+        if isinstance(value, str) and value.strip().lower() in ("", "none"):
+            return None
+        return value
+
     def refuse_placeholder_secrets(self) -> None:
         """Outside dev, every secret must be set, and not to a well-known placeholder."""
         if self.app_env == "dev":
@@ -273,6 +295,10 @@ class Settings(BaseSettings):
                 f"{', '.join(problems)}. Set each in the environment, as a file of that name "
                 "(lower case) in HOSTMASTER_SECRETS_DIR, or in Vault."
             )
+
+    @property
+    def quota_defaults(self) -> Quota:
+        return Quota(rrsets=self.quota_rrsets, changes_per_day=self.quota_changes_per_day)
 
     @property
     def pepper(self) -> bytes:

@@ -1,4 +1,6 @@
-"""API clients (admin): create, list, rotate and revoke; a key is shown once."""
+"""API clients (admin): create, list, read (with the use of their quotas), set quotas, rotate, revoke.
+
+A key is shown once."""
 
 from __future__ import annotations
 
@@ -9,11 +11,12 @@ from fastapi.concurrency import run_in_threadpool
 from sqlmodel import Session
 
 from db.models import ApiClient, Scope
-from db.schemas import ClientCreate, ClientPublic, ClientWithKey
-from service import clients
+from db.schemas import ClientCreate, ClientDetail, ClientPublic, ClientQuota, ClientUpdate, ClientWithKey, QuotaUse
+from service import clients, quotas
 from service.api.auth import ClientDep
 from service.api.common import json_body, problems, read_model
 from service.api.deps import SessionDep, SettingsDep
+from service.settings import Settings
 
 router = APIRouter(prefix="/api/v1/clients", tags=["clients (admin)"], responses=problems(401, 403, 429, 503))
 
@@ -35,7 +38,13 @@ async def create_client(request: Request, settings: SettingsDep, client: ClientD
     def create() -> tuple[ApiClient, str]:
         with Session(request.app.state.engine) as session:
             return clients.create_client(
-                session, name=body.name, scopes=body.scopes, zones=body.zones, pepper=settings.pepper
+                session,
+                name=body.name,
+                scopes=body.scopes,
+                zones=body.zones,
+                pepper=settings.pepper,
+                max_rrsets=body.max_rrsets,
+                max_changes_per_day=body.max_changes_per_day,
             )
 
     created, key = await run_in_threadpool(create)
@@ -48,6 +57,48 @@ async def create_client(request: Request, settings: SettingsDep, client: ClientD
 def list_clients(session: SessionDep, client: ClientDep) -> list[ClientPublic]:
     client.require(Scope.admin)
     return [ClientPublic.model_validate(found, from_attributes=True) for found in clients.list_clients(session)]
+
+
+@router.get(
+    "/{name}",
+    response_model=ClientDetail,
+    responses=problems(404, 422),
+    summary="One client, with what it uses of its quotas",
+)
+def get_client(name: ClientName, session: SessionDep, settings: SettingsDep, client: ClientDep) -> ClientDetail:
+    client.require(Scope.admin)
+    return _detail(session, clients.get_client(session, name), settings)
+
+
+@router.patch(
+    "/{name}",
+    response_model=ClientDetail,
+    responses=problems(404, 413, 422),
+    openapi_extra=json_body(ClientUpdate),
+    summary="Set a client's quotas (null: the service's default)",
+)
+async def update_client(name: ClientName, request: Request, settings: SettingsDep, client: ClientDep) -> ClientDetail:
+    client.require(Scope.admin)
+    body = await read_model(request, ClientUpdate, settings)
+    changed = {field: getattr(body, field) for field in body.model_fields_set}
+
+    def update() -> ClientDetail:
+        with Session(request.app.state.engine) as session:
+            return _detail(session, clients.set_quotas(session, name=name, quotas=changed), settings)
+
+    return await run_in_threadpool(update)
+
+
+def _detail(session: Session, found: ApiClient, settings: Settings) -> ClientDetail:
+    principal = clients.principal_of(found, settings.quota_defaults)
+    use = quotas.usage_of(session, found)
+    quota = ClientQuota(
+        rrsets=QuotaUse(limit=principal.quota.rrsets, used=use.rrsets),
+        changes_per_day=QuotaUse(limit=principal.quota.changes_per_day, used=use.changes_today),
+        resets_at=use.resets_at,
+    )
+    public = ClientPublic.model_validate(found, from_attributes=True).model_dump()
+    return ClientDetail.model_validate({**public, "quota": quota})
 
 
 @router.post(

@@ -6,6 +6,7 @@ by itself, each client's event ids are its own, and each reads its own results a
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -153,3 +154,24 @@ def test_the_consumer_s_key_alone_can_write_nothing_over_rest(
     assert (alone.status_code, alone.json()["code"]) == (403, "scope_missing")
     assert batch.status_code == 200
     assert [(r["status"], r["body"]["code"]) for r in batch.json()["results"]] == [(403, "scope_missing")]
+
+
+def test_an_event_over_its_client_s_quota_is_rejected_for_that_client(
+    bound_consumer: Consumer, producer: KafkaProducer, kafka: Kafka, teams: dict[str, str], stack: httpx.Client
+) -> None:
+    (a_topic, _), (b_topic, b_client) = sorted(teams.items())
+    assert stack.patch(f"/api/v1/clients/{b_client}", json={"max_rrsets": 0}).status_code == 200
+    time.sleep(1.2)  # the consumer's API sees a change of quotas within its key cache's window (1 s)
+    over = event(f"{unique_label('quota')}.{ZONE}", "one too many")
+    publish(producer, b_topic, over)
+
+    topics = [f"{topic}{end}" for topic in (a_topic, b_topic) for end in (".results", ".dlq")]
+    last, dead = ends(kafka, topics, {over["event_id"]}, dead=1)
+
+    topic, refused = last[over["event_id"]]
+    assert (topic, refused["status"], refused["error"]["code"]) == (f"{b_topic}.results", "rejected", "quota_exceeded")
+    assert "may have 0 RRsets" in refused["error"]["detail"]
+    ((letter),) = dead
+    assert letter.topic == f"{b_topic}.dlq"
+    final = wait_for_terminal(stack, refused["request_id"])
+    assert (final["status"], final["client"], final["error_code"]) == ("rejected", b_client, "quota_exceeded")

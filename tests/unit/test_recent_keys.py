@@ -3,11 +3,13 @@ secrets refused at once, unknown key ids never kept."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
+from db.models import ApiClient
 from service.clients import Principal, RecentKeys, hash_key
 from service.errors import Unauthorized
 
@@ -34,12 +36,13 @@ class Database:
 
             def exec(self, statement: object) -> Any:
                 database.reads += 1
-                client = SimpleNamespace(
+                client = ApiClient(
                     name="team-web",
+                    key_id=KEY.split("_")[1],
                     key_hash=hash_key(KEY, PEPPER),
                     scopes=["write"],
                     zones=["example.test."],
-                    revoked_at="now" if database.revoked else None,
+                    revoked_at=datetime.now(UTC) if database.revoked else None,
                 )
                 return SimpleNamespace(first=lambda: client)
 

@@ -11,7 +11,10 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 
-from service.settings import ENVS_DIR, PROJECT_ROOT, SettingsError, load_settings
+from db.models import ApiClient
+from service.clients import principal_of
+from service.quotas import Quota
+from service.settings import ENVS_DIR, PROJECT_ROOT, Settings, SettingsError, load_settings
 
 DB_PASSWORD = "Db-p@ss:w/rd%?#&x y"  # every character that needs quoting in a URL
 MQ_PASSWORD = "Mq-s3cret/with:colon"
@@ -284,3 +287,22 @@ def test_installed_non_editable_the_settings_read_envs_from_the_working_director
 
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "read-from-app-envs"
+
+
+def test_a_default_quota_of_none_is_no_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOSTMASTER_QUOTA_RRSETS", "none")
+    monkeypatch.setenv("HOSTMASTER_QUOTA_CHANGES_PER_DAY", "500")
+    settings = Settings()
+
+    assert settings.quota_defaults == Quota(rrsets=None, changes_per_day=500)
+    assert settings.quota_defaults.limited
+
+
+def test_a_client_s_own_quota_wins_over_the_default_and_an_admin_has_none() -> None:
+    defaults = Quota(rrsets=100, changes_per_day=1000)
+    team = ApiClient(name="team", key_id="k", key_hash="h", scopes=["write"], zones=["*"], max_rrsets=5)
+    admin = ApiClient(name="root", key_id="r", key_hash="h", scopes=["admin"], zones=["*"], max_rrsets=5)
+
+    assert principal_of(team, defaults).quota == Quota(rrsets=5, changes_per_day=1000)
+    assert principal_of(admin, defaults).quota == Quota()
+    assert not principal_of(admin, defaults).quota.limited
