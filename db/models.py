@@ -294,6 +294,18 @@ class ApiClient(SQLModel, table=True):
     changes_on_day: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
 
 
+class ConsoleSession(SQLModel, table=True):
+    """A browser signed in to the console (service/console/sessions.py): the SHA-256 of the random
+    token its cookie holds (never the token, never the API key), whose client, until when."""
+
+    __tablename__ = "console_session"
+
+    id: str = Field(primary_key=True, max_length=64)
+    client_id: int = Field(foreign_key="api_client.id", index=True, ondelete="CASCADE")
+    created_at: datetime = Field(default_factory=utcnow, sa_type=sa.DateTime(timezone=True))
+    expires_at: datetime = Field(sa_type=sa.DateTime(timezone=True), index=True)
+
+
 class Reconciliation(SQLModel, table=True):
     """One reconciliation of a zone: its transfer compared with the desired state, and what was repaired.
 

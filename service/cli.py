@@ -246,7 +246,8 @@ def _recover(session: Session, args: argparse.Namespace) -> int:
         broker.close()
     print(
         f"{done.requeued} queued again, {done.abandoned} abandoned, {done.timed_out} timed out; "
-        f"past their retention: {done.pruned.requests} ended requests and {done.pruned.reports} reports deleted"
+        f"past their retention: {done.pruned.requests} ended requests, {done.pruned.reports} reports and "
+        f"{done.pruned.sessions} console sessions deleted"
     )
     return 0
 

@@ -17,10 +17,11 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from db.models import ApiClient, Scope, utcnow
+from db.models import ApiClient, ConsoleSession, Scope, utcnow
 from service.errors import Conflict, Forbidden, InvalidRequest, NotFound, Unauthorized, Violation
 from service.names import BadName, is_within, normalize_name, shown
 from service.quotas import NO_LIMIT, Quota
@@ -217,7 +218,7 @@ def create_client(
 
 
 def rotate_key(session: Session, *, name: str, pepper: bytes) -> tuple[ApiClient, str]:
-    """A new key for the client; the old one stops working at once."""
+    """A new key for the client; the old one stops working at once, and its console sessions end."""
     client = get_client(session, name, for_update=True)
     if client.revoked_at is not None:
         raise Conflict(f"client {name} is revoked; create a new client instead", code="client_revoked")
@@ -225,6 +226,7 @@ def rotate_key(session: Session, *, name: str, pepper: bytes) -> tuple[ApiClient
     client.key_hash = hash_key(key, pepper)
     client.rotated_at = utcnow()
     session.add(client)
+    _end_console_sessions(session, client)  # signed in with the old key: sign in again with the new
     session.commit()
     session.refresh(client)
     logger.info("client %s has a new key", name)
@@ -254,10 +256,15 @@ def revoke(session: Session, *, name: str) -> ApiClient:
     client = get_client(session, name)
     client.revoked_at = utcnow()
     session.add(client)
+    _end_console_sessions(session, client)
     session.commit()
     session.refresh(client)
     logger.info("client %s revoked", name)
     return client
+
+
+def _end_console_sessions(session: Session, client: ApiClient) -> None:
+    session.execute(delete(ConsoleSession).where(col(ConsoleSession.client_id) == client.id))
 
 
 def get_client(session: Session, name: str, *, for_update: bool = False) -> ApiClient:

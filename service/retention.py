@@ -5,7 +5,8 @@ Nothing grows without bound. Each recovery pass (service/recovery.py) deletes:
 - requests ended more than ``request_retention_days`` ago, with their steps and changes;
 - reconciliation reports finished more than ``reconciliation_retention_days`` ago, except the
   latest of each zone that read it (and its latest error, while it has no later one), which
-  /metrics and the zone's page show.
+  /metrics and the zone's page show;
+- console sessions past their expiry (service/console/sessions.py refuses them already).
 
 In bounded batches: each statement deletes at most ``retention_batch`` requests (or reports),
 oldest first, in a transaction of its own, and a pass runs at most ``MAX_BATCHES`` of each, so
@@ -63,12 +64,20 @@ _REPORTS = text(
     DELETE FROM zone_reconciliation WHERE id IN (SELECT id FROM doomed)
     """
 )
+_SESSIONS = text(
+    """
+    DELETE FROM console_session WHERE id IN (
+        SELECT id FROM console_session WHERE expires_at < :before ORDER BY expires_at LIMIT :batch
+    )
+    """
+)
 
 
 @dataclass
 class Pruned:
     requests: int = 0
     reports: int = 0
+    sessions: int = 0
 
 
 def prune(engine: Engine, settings: Settings, now: datetime) -> Pruned:
@@ -76,13 +85,19 @@ def prune(engine: Engine, settings: Settings, now: datetime) -> Pruned:
     pruned = Pruned(
         requests=_in_batches(engine, _REQUESTS, now - timedelta(days=settings.request_retention_days), settings),
         reports=_in_batches(engine, _REPORTS, now - timedelta(days=settings.reconciliation_retention_days), settings),
+        sessions=_in_batches(engine, _SESSIONS, now, settings),
     )
-    if pruned.requests or pruned.reports:
+    if pruned.requests or pruned.reports or pruned.sessions:
         logger.info(
-            "retention: %d ended requests and %d reconciliation reports deleted",
+            "retention: %d ended requests, %d reconciliation reports and %d expired console sessions deleted",
             pruned.requests,
             pruned.reports,
-            extra={"requests_pruned": pruned.requests, "reports_pruned": pruned.reports},
+            pruned.sessions,
+            extra={
+                "requests_pruned": pruned.requests,
+                "reports_pruned": pruned.reports,
+                "sessions_pruned": pruned.sessions,
+            },
         )
     return pruned
 

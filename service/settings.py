@@ -251,6 +251,12 @@ class Settings(BaseSettings):
     )
 
     # Web console (/ui).
+    console_session_minutes: int = Field(
+        default=480,
+        ge=1,
+        le=10_080,
+        description="How long a console sign-in lasts; signing out, a key rotation or a revocation ends it sooner.",
+    )
     console_logs_url: str = Field(
         default="",
         max_length=2048,

@@ -45,11 +45,17 @@ async def authenticate(request: Request, key: str, *, missing: str) -> Principal
         raise
     if (acted_for := request.headers.get("x-on-behalf-of")) is not None:
         principal = await _acting_for(request, principal, acted_for)
-    wait = buckets.take(principal.name)  # a delegate's calls count against the client it acts for
+    return admit(request, principal)  # a delegate's calls count against the client it acts for
+
+
+def admit(request: Request, principal: Principal) -> Principal:
+    """``principal``, making this call within its rate (else RateLimited), bound to the call's events and logs."""
+    buckets: TokenBuckets = request.app.state.rate_limits
+    wait = buckets.take(principal.name)
     if wait:
+        rate = request.app.state.settings.rate_limit_per_s
         raise RateLimited(
-            f"client {principal.name} sends more than {settings.rate_limit_per_s:g} requests a second",
-            retry_after_s=retry_after(wait),
+            f"client {principal.name} sends more than {rate:g} requests a second", retry_after_s=retry_after(wait)
         )
     client_var.set(principal.name)  # for the tracker's events and the log lines
     request.state.client = principal.name

@@ -132,12 +132,11 @@ async def signin_submit(request: Request) -> Response:
     form = await forms.read_form(request)
     target = signin.safe_next(forms.one(form, "next"))
     key = forms.one(form, "key")
+    response = RedirectResponse(target, status_code=303)
     try:
-        await signin.sign_in(request, key)
+        await signin.sign_in(request, response, key)
     except Unauthorized as exc:
         return render(request, "signin.html", {"next": target, "error": exc.detail}, status=401)
-    response = RedirectResponse(target, status_code=303)
-    signin.remember(response, request, key)
     return response
 
 
@@ -146,7 +145,7 @@ async def signout(request: Request) -> Response:
     form = await forms.read_form(request)
     signin.check_form(request, forms.one(form, "form_token"))
     response = RedirectResponse("/ui/signin", status_code=303)
-    signin.forget(response)
+    await signin.sign_out(request, response)
     return response
 
 

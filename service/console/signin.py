@@ -1,71 +1,111 @@
-"""Signing in to the console: the API key in a session cookie, and a form token against CSRF.
+"""Signing in to the console: a server-side session in a cookie, and a form token against CSRF.
 
-The cookie holds the key itself, so a revoked key ends every console session at once and a
-signed-in browser may do exactly what the key may do. It is HttpOnly (no script reads it),
-SameSite=Strict (no other site's page sends it), limited to /ui, Secure over HTTPS, and has no
-expiry: it ends with the browser session. The key never appears in a URL or a log line.
+The API key is checked once, at sign-in, and never leaves the server again: the cookie holds the
+token of a session (service/console/sessions.py) that expires (``HOSTMASTER_CONSOLE_SESSION_MINUTES``)
+and that signing out, a key rotation or a revocation ends at once. Served over HTTPS — and always
+outside dev, where a TLS proxy may hide the scheme — the cookie is ``__Host-hostmaster_console``:
+``Secure``, ``Path=/``, no ``Domain``, so no other host or plain-HTTP page can set or read it.
+On plain HTTP in dev (``make run`` on 127.0.0.1) it is ``hostmaster_console`` on ``/ui``, since a
+browser keeps no ``Secure`` cookie there. Either way ``HttpOnly`` (no script reads it) and
+``SameSite=Strict`` (no other site's page sends it). The API itself takes bearer keys only and
+ignores cookies, so the cookie reaching ``/api`` opens nothing there.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+from datetime import timedelta
 from urllib.parse import urlsplit
 
 from fastapi import Request, Response
+from fastapi.concurrency import run_in_threadpool
+from sqlmodel import Session
 
-from service.api.auth import authenticate
+from service.api.auth import admit, authenticate
 from service.clients import Principal
-from service.errors import Forbidden, Unauthorized
+from service.console import sessions
+from service.errors import Forbidden
 
 COOKIE = "hostmaster_console"
+SECURE_COOKIE = "__Host-hostmaster_console"
 PATH = "/ui"
 
 
 class SignInNeeded(Exception):
-    """No console session, or its key no longer opens anything: go to the sign-in page."""
+    """No console session, or it no longer opens anything: go to the sign-in page."""
 
 
 async def principal_of(request: Request) -> Principal:
-    """The client signed in to this browser session; SignInNeeded when none is."""
-    key = request.cookies.get(COOKIE, "").strip()
-    if not key:
+    """The client signed in to this browser session (within its rate); SignInNeeded when none is."""
+    token = _token(request)
+    if not token:
         raise SignInNeeded
-    try:
-        principal = await authenticate(request, key, missing="sign in")
-    except Unauthorized:
-        raise SignInNeeded from None
+    engine = request.app.state.engine
+    defaults = request.app.state.settings.quota_defaults
+
+    def read() -> Principal | None:
+        with Session(engine) as session:
+            return sessions.client_of(session, token, defaults)
+
+    principal = await run_in_threadpool(read)
+    if principal is None:
+        raise SignInNeeded
+    principal = admit(request, principal)
     request.state.console_principal = principal  # for the error page's navigation
     return principal
 
 
-async def sign_in(request: Request, key: str) -> Principal:
-    """The client of ``key``: Unauthorized (and rate-limited guessing) like the API's bearer keys."""
-    return await authenticate(request, key.strip(), missing="paste your API key to sign in")
-
-
-def remember(response: Response, request: Request, key: str) -> None:
+async def sign_in(request: Request, response: Response, key: str) -> Principal:
+    """Check ``key`` like the API's bearer keys (Unauthorized, and rate-limited guessing), then
+    open a session for its client and set the session's cookie on ``response``."""
+    principal = await authenticate(request, key.strip(), missing="paste your API key to sign in")
     settings = request.app.state.settings
+    lifetime = timedelta(minutes=settings.console_session_minutes)
+    engine = request.app.state.engine
+
+    def open_one() -> str:
+        with Session(engine) as session:
+            return sessions.open_session(session, principal.name, lifetime)
+
+    token = await run_in_threadpool(open_one)
+    secure = _secure(request)
     response.set_cookie(
-        COOKIE,
-        key.strip(),
-        path=PATH,
+        SECURE_COOKIE if secure else COOKIE,
+        token,
+        max_age=int(lifetime.total_seconds()),
+        path="/" if secure else PATH,
         httponly=True,
         samesite="strict",
-        # Behind a TLS proxy the scheme here may read http: outside dev the cookie is always Secure.
-        secure=request.url.scheme == "https" or settings.app_env != "dev",
+        secure=secure,
+    )
+    return principal
+
+
+async def sign_out(request: Request, response: Response) -> None:
+    """End this browser's session on the server, and drop its cookie."""
+    if token := _token(request):
+        engine = request.app.state.engine
+
+        def close() -> None:
+            with Session(engine) as session:
+                sessions.close(session, token)
+
+        await run_in_threadpool(close)
+    secure = _secure(request)
+    response.delete_cookie(
+        SECURE_COOKIE if secure else COOKIE,
+        path="/" if secure else PATH,
+        httponly=True,
+        samesite="strict",
+        secure=secure,
     )
 
 
-def forget(response: Response) -> None:
-    response.delete_cookie(COOKIE, path=PATH, httponly=True, samesite="strict")
-
-
 def form_token(request: Request) -> str:
-    """The token every console form carries: derived from the signed-in key, unknown to other sites."""
-    key = request.cookies.get(COOKIE, "")
+    """The token every console form carries: derived from the session's token, unknown to other sites."""
     pepper: bytes = request.app.state.settings.pepper
-    return hmac.new(pepper, b"console-form:" + key.encode(), hashlib.sha256).hexdigest()
+    return hmac.new(pepper, b"console-form:" + _token(request).encode(), hashlib.sha256).hexdigest()
 
 
 def check_form(request: Request, token: str) -> None:
@@ -87,3 +127,12 @@ def safe_next(target: str | None) -> str:
     if target and target.startswith(PATH + "/") and "\\" not in target:
         return target
     return PATH + "/requests"
+
+
+def _secure(request: Request) -> bool:
+    # Behind a TLS proxy the scheme here may read http: outside dev the cookie is always Secure.
+    return request.url.scheme == "https" or request.app.state.settings.app_env != "dev"
+
+
+def _token(request: Request) -> str:
+    return request.cookies.get(SECURE_COOKIE if _secure(request) else COOKIE, "").strip()

@@ -3,13 +3,24 @@ refused. The browser tests (test_console_browser.py) drive the same pages in Chr
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterator
 
 import httpx
+import psycopg2
 import pytest
 
-from tests.conftest import REVERSE4_ZONE, STALE_ZONE, ZONE, Process, make_client, unique_label, wait_for_terminal
+from tests.conftest import (
+    REVERSE4_ZONE,
+    STALE_ZONE,
+    ZONE,
+    Process,
+    hostmaster,
+    make_client,
+    unique_label,
+    wait_for_terminal,
+)
 
 pytestmark = pytest.mark.usefixtures("stack")
 
@@ -64,23 +75,95 @@ def test_a_wrong_key_is_refused_on_the_page_and_sets_no_cookie(api: Process) -> 
     assert "set-cookie" not in answer.headers
 
 
-def test_signing_in_keeps_the_key_in_a_session_cookie_only(api: Process, admin_key: str) -> None:
+def test_signing_in_keeps_a_session_token_in_the_cookie_never_the_key(
+    api: Process, admin_key: str, database_url: str
+) -> None:
     http = console(api)
     answer = http.post("/ui/signin", data={"key": admin_key, "next": "/ui/zones"})
 
     assert answer.status_code == 303
     assert answer.headers["location"] == "/ui/zones"
-    cookie = answer.headers["set-cookie"].lower()
-    assert "httponly" in cookie
-    assert "samesite=strict" in cookie
-    assert "path=/ui" in cookie
-    assert "expires" not in cookie
-    assert "max-age" not in cookie
+    cookie = answer.headers["set-cookie"]
+    token = http.cookies["hostmaster_console"]
+    assert admin_key not in cookie
+    assert token != admin_key
+    assert "HttpOnly" in cookie
+    assert "SameSite=strict" in cookie
+    assert "Path=/ui" in cookie  # plain HTTP in dev: a browser keeps no Secure cookie here
+    assert "Max-Age=28800" in cookie  # HOSTMASTER_CONSOLE_SESSION_MINUTES: 8 h
     page = http.get("/ui/zones")
     assert page.status_code == 200
     assert "example.test." in page.text
     assert admin_key not in page.text
-    assert all(admin_key not in line for line in api.log_path.read_text().splitlines())
+    assert all(admin_key not in line and token not in line for line in api.log_path.read_text().splitlines())
+    stored = _sessions(database_url, token)
+    assert stored == [hashlib.sha256(token.encode()).hexdigest()]  # only the token's hash is kept
+
+
+def _sessions(database_url: str, token: str) -> list[str]:
+    """The session rows of ``token`` (by its hash), and never the token itself."""
+    digest = hashlib.sha256(token.encode()).hexdigest()
+    with psycopg2.connect(database_url.replace("+psycopg2", "")) as connection, connection.cursor() as cursor:
+        cursor.execute("SELECT id FROM console_session WHERE id = %s OR id = %s", (digest, token))
+        return [row[0] for row in cursor.fetchall()]
+
+
+def _replay(api: Process, token: str, name: str = "hostmaster_console", **headers: str) -> httpx.Response:
+    """A page asked with a copy of a session cookie, as someone who kept it would."""
+    with httpx.Client(base_url=api.url, cookies={name: token}, headers=headers, timeout=10) as http:
+        return http.get("/ui/zones")
+
+
+def test_signing_out_ends_the_session_on_the_server(api: Process, admin_key: str, database_url: str) -> None:
+    http = console(api, admin_key)
+    token = http.cookies["hostmaster_console"]
+    assert _replay(api, token).status_code == 200
+    page = http.get("/ui/zones")
+
+    out = http.post("/ui/signout", data={"form_token": form_token(page.text)})
+
+    assert out.status_code == 303
+    assert 'hostmaster_console=""' in out.headers["set-cookie"]
+    replayed = _replay(api, token)  # a copy of the cookie kept from before: it opens nothing now
+    assert replayed.status_code == 303
+    assert replayed.headers["location"].startswith("/ui/signin")
+    assert _sessions(database_url, token) == []
+
+
+def test_an_expired_session_and_one_of_a_rotated_key_open_nothing(
+    api: Process, stack_env: dict[str, str], database_url: str
+) -> None:
+    name = unique_label("sess")
+    key = make_client(stack_env, name, ZONE)
+    first = console(api, key).cookies["hostmaster_console"]
+    second = console(api, key).cookies["hostmaster_console"]
+    assert _replay(api, first).status_code == _replay(api, second).status_code == 200
+
+    digest = hashlib.sha256(first.encode()).hexdigest()
+    with psycopg2.connect(database_url.replace("+psycopg2", "")) as connection, connection.cursor() as cursor:
+        cursor.execute("UPDATE console_session SET expires_at = now() - interval '1 second' WHERE id = %s", (digest,))
+    assert _replay(api, first).status_code == 303
+    assert _replay(api, second).status_code == 200
+
+    rotated = hostmaster(stack_env, "clients", "rotate", name)
+    assert rotated.returncode == 0, rotated.stderr
+    assert _replay(api, second).status_code == 303  # signed in with the old key: ended with it
+
+
+def test_over_https_the_cookie_is_a_host_only_secure_one(api: Process, admin_key: str) -> None:
+    behind_tls = {"X-Forwarded-Proto": "https"}  # as the TLS proxy in front says (uvicorn trusts 127.0.0.1)
+    http = console(api)
+    answer = http.post("/ui/signin", data={"key": admin_key, "next": "/ui/zones"}, headers=behind_tls)
+
+    assert answer.status_code == 303
+    cookie = answer.headers["set-cookie"]
+    assert cookie.startswith("__Host-hostmaster_console=")
+    assert "Secure" in cookie
+    assert "Path=/;" in cookie
+    assert "Domain" not in cookie
+    token = cookie.split(";")[0].partition("=")[2]
+    assert _replay(api, token, "__Host-hostmaster_console", **behind_tls).status_code == 200
+    assert _replay(api, token, **behind_tls).status_code == 303  # over HTTPS only the __Host- cookie is read
 
 
 @pytest.mark.parametrize("origin", ["https://elsewhere.example", "null"])

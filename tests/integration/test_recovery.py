@@ -231,11 +231,14 @@ def test_ended_requests_and_old_reports_past_their_retention_are_deleted_and_not
     _sql(database_url, "UPDATE request SET updated_at = now() - interval '91 days' WHERE id = ANY(%s::uuid[])", old)
     older, _ = _report(database_url, days_ago=40), _report(database_url, days_ago=39)
     shown_before = stack.get(f"/api/v1/zones/{ZONE}/reconciliation").json()["id"]  # the zone's latest
+    expired, live = _console_session(database_url, minutes=-1), _console_session(database_url, minutes=60)
 
     result = hostmaster({**stack_env, "HOSTMASTER_RETENTION_BATCH": "1"}, "recover")  # in batches of one
 
     assert result.returncode == 0, result.stderr
     assert "past their retention: 2 ended requests" in result.stdout, result.stdout
+    assert " console sessions deleted" in result.stdout, result.stdout
+    assert _sessions_left(database_url, [expired, live]) == [live]
     for request_id in old:
         assert stack.get(f"/api/v1/requests/{request_id}").status_code == 404
     assert stack.get(f"/api/v1/requests/{recent}").json()["status"] == "succeeded"
@@ -246,6 +249,26 @@ def test_ended_requests_and_old_reports_past_their_retention_are_deleted_and_not
     shown = stack.get(f"/api/v1/zones/{ZONE}/reconciliation")  # the zone's latest stays, however old
     assert shown.status_code == 200
     assert shown.json()["id"] == shown_before
+
+
+def _console_session(database_url: str, *, minutes: int) -> str:
+    """A console session of the tests' admin that expires ``minutes`` from now (ago, when negative); its id."""
+    session_id = uuid.uuid4().hex
+    dsn = database_url.replace("postgresql+psycopg2://", "postgresql://")
+    with psycopg2.connect(dsn, connect_timeout=5) as connection, connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO console_session (id, client_id, created_at, expires_at)"
+            " SELECT %s, id, now(), now() + make_interval(mins => %s) FROM api_client WHERE name = 'test-admin'",
+            (session_id, minutes),
+        )
+    return session_id
+
+
+def _sessions_left(database_url: str, ids: list[str]) -> list[str]:
+    dsn = database_url.replace("postgresql+psycopg2://", "postgresql://")
+    with psycopg2.connect(dsn, connect_timeout=5) as connection, connection.cursor() as cursor:
+        cursor.execute("SELECT id FROM console_session WHERE id = ANY(%s)", (ids,))
+        return [row[0] for row in cursor.fetchall()]
 
 
 def _report(database_url: str, *, days_ago: int) -> int:
