@@ -87,7 +87,7 @@ class RecordIn(BaseModel):
 
 
 def _dsn(database: str) -> str:
-    return f"host=127.0.0.1 port=5432 user=postgres dbname={database}"
+    return f"host=127.0.0.1 port=5432 user={os.environ.get('PG_USER', 'postgres')} dbname={database}"
 
 
 def make_app(layer: str):  # type: ignore[no-untyped-def]  # pragma: no cover - runs in uvicorn

@@ -25,6 +25,7 @@ RUN_DIR = ROOT / ".run" / "bench"
 ZONE = "bench.test"
 KEY = "bench-key"
 DATABASE = "hostmaster_bench"
+PG_USER = os.environ.get("PG_USER", "postgres")  # scripts/bench.sh: Hostmaster's own role, its password in PGPASSWORD
 API_PROCESSES = 3
 WORKER_ARGS = ["--processes", "2", "--threads", "8"]
 
@@ -70,7 +71,7 @@ class Stack:
         env = {key: value for key, value in os.environ.items() if not key.startswith("HOSTMASTER_")}
         env.update(
             APP_ENV="dev",
-            HOSTMASTER_DATABASE_URL=f"postgresql+psycopg2://postgres@127.0.0.1:5432/{DATABASE}",
+            HOSTMASTER_DATABASE_URL=f"postgresql+psycopg2://{PG_USER}@127.0.0.1:5432/{DATABASE}",
             HOSTMASTER_QUEUE_NAME=self.queue,
             HOSTMASTER_SECRETS_DIR=str(RUN_DIR / "bind" / "secrets"),
             HOSTMASTER_LOG_LEVEL="INFO",
@@ -124,10 +125,10 @@ class Stack:
         connection.close()
 
     def connect(self) -> psycopg2.extensions.connection:
-        return psycopg2.connect(host="127.0.0.1", user="postgres", dbname=DATABASE, connect_timeout=5)
+        return psycopg2.connect(host="127.0.0.1", user=PG_USER, dbname=DATABASE, connect_timeout=5)
 
     def _database(self) -> None:
-        admin = psycopg2.connect(host="127.0.0.1", user="postgres", dbname="postgres", connect_timeout=5)
+        admin = psycopg2.connect(host="127.0.0.1", user=PG_USER, dbname="postgres", connect_timeout=5)
         admin.autocommit = True
         with admin.cursor() as cursor:
             cursor.execute(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')

@@ -15,5 +15,8 @@ ensure_uv
 ensure_postgres
 ensure_rabbitmq
 ensure_python_env
+ensure_db_role  # the bench connects as this role (bench/stack.py: PG_USER, PGPASSWORD), never a superuser
+export PG_USER PGPASSWORD
+PGPASSWORD=$(<"$PG_SECRET")
 cd "$ROOT"
 uv run --frozen python -m bench "$@"

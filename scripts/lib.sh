@@ -5,6 +5,9 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 RUN_DIR=${RUN_DIR:-$ROOT/.run}
 PG_HOST=${PG_HOST:-127.0.0.1}
 PG_PORT=${PG_PORT:-5432}
+# The role Hostmaster (and its tests) connect as — never a superuser — and the file of its password.
+PG_USER=${PG_USER:-hostmaster}
+PG_SECRET=${PG_SECRET:-$RUN_DIR/secrets/hostmaster_database_password}
 RABBITMQ_PORT=${RABBITMQ_PORT:-5672}
 export UV_PYTHON_DOWNLOADS=never
 export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
@@ -67,13 +70,8 @@ ensure_chromium() {  # the console's browser tests: Debian's Chromium and its Ch
 STARTED_POSTGRES=0
 ensure_postgres() {
   port_open "$PG_HOST" "$PG_PORT" && return 0
-  if ! command -v pg_ctlcluster >/dev/null; then
-    apt_install postgresql
-    local conf
-    conf=$(ls -d /etc/postgresql/*/main | head -n1)
-    # A fresh cluster: let local development connect over loopback without a password.
-    sed -i '1i host all all 127.0.0.1/32 trust' "$conf/pg_hba.conf"
-  fi
+  # A fresh cluster keeps Debian's pg_hba.conf: Hostmaster connects as its own role with a password.
+  command -v pg_ctlcluster >/dev/null || apt_install postgresql
   port_open "$PG_HOST" "$PG_PORT" && return 0  # the package started it
   say "starting PostgreSQL"
   pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n1)" main start
@@ -111,14 +109,64 @@ stop_started_services() {
   fi
 }
 
-ensure_database() {  # name
+pg_as() {  # user password psql-args...: psql as that user over TCP, stopping at the first error
+  local user=$1 password=$2
+  shift 2
+  PGPASSWORD=$password PGCONNECT_TIMEOUT=10 psql -h "$PG_HOST" -p "$PG_PORT" -U "$user" -v ON_ERROR_STOP=1 -X "$@"
+}
+
+pg_superuser() {  # psql-args...: as the cluster's superuser, however it lets one in; fails when it does not
+  if pg_as postgres "${PGPASSWORD:-}" -d postgres -tAc "SELECT 1" >/dev/null 2>&1; then  # trust, or PGPASSWORD
+    pg_as postgres "${PGPASSWORD:-}" "$@"
+  elif [[ $PG_HOST == 127.0.0.1 || $PG_HOST == localhost ]] && id postgres >/dev/null 2>&1 \
+    && [ -d /var/run/postgresql ] && command -v runuser >/dev/null; then
+    # A cluster of this machine: its Unix socket, where Debian lets the postgres user in (peer).
+    runuser -u postgres -- psql -p "$PG_PORT" -v ON_ERROR_STOP=1 -X "$@"
+  else
+    return 1
+  fi
+}
+
+ensure_db_role() {  # the role $PG_USER may log in with the password in $PG_SECRET (made once, 0600)
   # PostgreSQL may answer from elsewhere (a container, another host): its client is needed here anyway.
   command -v psql >/dev/null || apt_install postgresql-client
-  local found
-  found=$(psql -h "$PG_HOST" -p "$PG_PORT" -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname = '$1'" 2>&1) \
-    || die "PostgreSQL at $PG_HOST:$PG_PORT does not let user postgres in to create database $1: ${found##*FATAL:  }"
-  [ "$found" = 1 ] || psql -h "$PG_HOST" -p "$PG_PORT" -U postgres -qc "CREATE DATABASE \"$1\"" >/dev/null \
-    || die "could not create database $1 on PostgreSQL at $PG_HOST:$PG_PORT"
+  if [ ! -s "$PG_SECRET" ]; then
+    mkdir -p "$(dirname "$PG_SECRET")"
+    (umask 077 && head -c 24 /dev/urandom | base64 | tr -d '/+=\n' >"$PG_SECRET")
+  fi
+  local password
+  password=$(<"$PG_SECRET")
+  pg_as "$PG_USER" "$password" -d postgres -tAc "SELECT 1" >/dev/null 2>&1 && return 0  # in already
+  say "making the PostgreSQL role $PG_USER (its password: $PG_SECRET)"
+  pg_superuser -d postgres -q -v user="$PG_USER" -v password="$password" >/dev/null <<'SQL' \
+    || die "PostgreSQL at $PG_HOST:$PG_PORT lets neither $PG_USER in with the password in $PG_SECRET nor a superuser in to make that role: make it (CREATE ROLE $PG_USER LOGIN CREATEDB PASSWORD '<the file's text>'), or give its name and password file as PG_USER and PG_SECRET"
+SELECT format('CREATE ROLE %I', :'user') WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'user') \gexec
+ALTER ROLE :"user" LOGIN CREATEDB NOSUPERUSER PASSWORD :'password';
+SQL
+}
+
+ensure_database() {  # name: a database owned by $PG_USER (ensure_db_role first)
+  command -v psql >/dev/null || apt_install postgresql-client
+  local password found
+  password=$(cat "$PG_SECRET" 2>/dev/null || true)
+  found=$(pg_as "$PG_USER" "$password" -d postgres -tAc \
+    "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = '$1'" 2>&1) \
+    || die "PostgreSQL at $PG_HOST:$PG_PORT does not let user $PG_USER in to create database $1: ${found##*FATAL:  }"
+  if [ -z "$found" ]; then
+    pg_as "$PG_USER" "$password" -d postgres -qc "CREATE DATABASE \"$1\"" >/dev/null \
+      || die "could not create database $1 on PostgreSQL at $PG_HOST:$PG_PORT as $PG_USER"
+  elif [ "$found" != "$PG_USER" ]; then
+    # Made by an earlier version as another role: hand it, its schema and its tables to $PG_USER.
+    say "giving database $1 (owned by $found) to $PG_USER"
+    pg_superuser -d postgres -q -v user="$PG_USER" -v db="$1" >/dev/null <<<"ALTER DATABASE :\"db\" OWNER TO :\"user\";" \
+      || die "database $1 is owned by $found, and no superuser may give it to $PG_USER"
+    pg_superuser -q -d "$1" -v user="$PG_USER" >/dev/null <<'SQL' || die "could not give the tables of database $1 to $PG_USER"
+ALTER SCHEMA public OWNER TO :"user";
+SELECT format('ALTER TABLE %s OWNER TO %I', c.oid::regclass, :'user')
+FROM pg_class AS c JOIN pg_namespace AS n ON n.oid = c.relnamespace
+WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') \gexec
+SQL
+  fi
 }
 
 ensure_python_env() {

@@ -53,9 +53,14 @@ cp "$BIND_DIR/secrets/tsig/$DEMO_KEY" "$RUN_DIR/secrets/tsig/$DEMO_KEY"
 # The pepper of API key hashes: made once, kept, so keys stay valid across runs.
 [ -s "$RUN_DIR/secrets/hostmaster_api_pepper" ] || (umask 077 && head -c 32 /dev/urandom | base64 >"$RUN_DIR/secrets/hostmaster_api_pepper")
 
+# Its own role, with a password made once in the secrets directory, where the settings read it
+# (hostmaster_database_password); the machine's pg_hba.conf is left as it was found.
+ensure_db_role
 ensure_database "$DB_NAME"
-export HOSTMASTER_DATABASE_URL=${HOSTMASTER_DATABASE_URL:-postgresql+psycopg2://postgres@$PG_HOST:$PG_PORT/$DB_NAME}
+export HOSTMASTER_DATABASE_URL=${HOSTMASTER_DATABASE_URL:-postgresql+psycopg2://$PG_USER@$PG_HOST:$PG_PORT/$DB_NAME}
 export HOSTMASTER_SECRETS_DIR=${HOSTMASTER_SECRETS_DIR:-$RUN_DIR/secrets}
+[ "$PG_SECRET" -ef "$HOSTMASTER_SECRETS_DIR/hostmaster_database_password" ] \
+  || install -m 600 "$PG_SECRET" "$HOSTMASTER_SECRETS_DIR/hostmaster_database_password"
 cd "$ROOT"
 uv run --frozen alembic upgrade head
 uv run --frozen hostmaster zone add "$DEMO_ZONE" --primary "127.0.0.1:$BIND_PORT" --key "$DEMO_KEY" --update

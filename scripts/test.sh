@@ -15,6 +15,9 @@ ensure_uv
 ensure_postgres
 ensure_rabbitmq
 ensure_python_env
+ensure_db_role  # the tests connect as this role (tests/conftest.py: PG_USER, PGPASSWORD), never a superuser
+export PG_USER PG_SECRET PGPASSWORD
+PGPASSWORD=$(<"$PG_SECRET")
 cd "$ROOT"
 
 say "ruff"

@@ -30,6 +30,9 @@ ROOT = Path(__file__).resolve().parent.parent
 TEST_RUN_DIR = Path(os.environ.get("TEST_RUN_DIR") or ROOT / ".run" / "test")  # one per concurrent run
 PG_HOST = os.environ.get("PG_HOST", "127.0.0.1")
 PG_PORT = int(os.environ.get("PG_PORT", "5432"))
+# The role the tests connect as: scripts/test.sh makes Hostmaster's own (not a superuser) and
+# exports its password as PGPASSWORD, which libpq reads; run directly, the machine's postgres.
+PG_USER = os.environ.get("PG_USER", "postgres")
 RABBITMQ_PORT = int(os.environ.get("RABBITMQ_PORT", "5672"))
 TEST_DATABASE = f"hostmaster_test_{os.getpid()}"
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -113,7 +116,7 @@ def database_url() -> Iterator[str]:
     if not port_open(PG_HOST, PG_PORT):
         unavailable(f"PostgreSQL on {PG_HOST}:{PG_PORT}")
     as_admin(f'DROP DATABASE IF EXISTS "{TEST_DATABASE}" WITH (FORCE)', f'CREATE DATABASE "{TEST_DATABASE}"')
-    url = f"postgresql+psycopg2://postgres@{PG_HOST}:{PG_PORT}/{TEST_DATABASE}"
+    url = pg_url(TEST_DATABASE)
     subprocess.run(
         [sys.executable, "-m", "alembic", "upgrade", "head"],
         cwd=ROOT,
@@ -128,8 +131,18 @@ def database_url() -> Iterator[str]:
     )  # a new connection: PostgreSQL may have restarted
 
 
+def pg_url(database: str) -> str:
+    """The SQLAlchemy URL of ``database`` as the tests' role (its password: PGPASSWORD)."""
+    return f"postgresql+psycopg2://{PG_USER}@{PG_HOST}:{PG_PORT}/{database}"
+
+
+def pg_connect(database: str) -> Any:
+    """A psycopg2 connection to ``database`` as the tests' role."""
+    return psycopg2.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, dbname=database, connect_timeout=5)
+
+
 def as_admin(*statements: str) -> None:
-    admin = psycopg2.connect(host=PG_HOST, port=PG_PORT, user="postgres", dbname="postgres", connect_timeout=5)
+    admin = pg_connect("postgres")
     admin.autocommit = True
     try:
         with admin.cursor() as cursor:

@@ -13,7 +13,7 @@ import httpx
 import psycopg2
 import pytest
 
-from tests.conftest import PG_HOST, PG_PORT, ROOT, TEST_RUN_DIR, Process, free_port, wait_until
+from tests.conftest import ROOT, TEST_RUN_DIR, Process, free_port, pg_connect, pg_url, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -61,12 +61,12 @@ def test_the_api_role_waits_for_its_dependencies_then_serves(api_by_entrypoint: 
 
 def test_the_migrate_role_upgrades_a_fresh_database(stack_env: dict[str, str]) -> None:
     name = f"hostmaster_entrypoint_{os.getpid()}"
-    admin = psycopg2.connect(host=PG_HOST, port=PG_PORT, user="postgres", dbname="postgres", connect_timeout=5)
+    admin = pg_connect("postgres")
     admin.autocommit = True
     with admin.cursor() as cursor:
         cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         cursor.execute(f'CREATE DATABASE "{name}"')
-    url = f"postgresql+psycopg2://postgres@{PG_HOST}:{PG_PORT}/{name}"
+    url = pg_url(name)
     try:
         result = subprocess.run(
             ["bash", str(ENTRYPOINT), "migrate"],

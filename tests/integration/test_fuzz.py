@@ -10,18 +10,17 @@ import sys
 import uuid
 from collections.abc import Iterator
 
-import psycopg2
 import pytest
 
 from tests.conftest import (
-    PG_HOST,
-    PG_PORT,
     ROOT,
     TEST_RUN_DIR,
     Bind,
     Process,
     hostmaster,
     make_client,
+    pg_connect,
+    pg_url,
     rabbitmq_connection,
     start_api,
 )
@@ -37,14 +36,14 @@ CHECKS = "not_a_server_error,status_code_conformance,content_type_conformance,re
 def fuzz_api(stack_env: dict[str, str], bind: Bind) -> Iterator[tuple[Process, str]]:
     database = f"hostmaster_fuzz_{os.getpid()}"
     queue = f"hostmaster_fuzz_{uuid.uuid4().hex[:8]}"
-    admin = psycopg2.connect(host=PG_HOST, port=PG_PORT, user="postgres", dbname="postgres", connect_timeout=5)
+    admin = pg_connect("postgres")
     admin.autocommit = True
     with admin.cursor() as cursor:
         cursor.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
         cursor.execute(f'CREATE DATABASE "{database}"')
     env = {
         **stack_env,
-        "HOSTMASTER_DATABASE_URL": f"postgresql+psycopg2://postgres@{PG_HOST}:{PG_PORT}/{database}",
+        "HOSTMASTER_DATABASE_URL": pg_url(database),
         "HOSTMASTER_QUEUE_NAME": queue,  # no worker takes these: nothing reaches DNS
     }
     migrated = subprocess.run(

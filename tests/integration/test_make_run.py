@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import signal
+import stat
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -21,7 +22,9 @@ from tests.conftest import (
     PG_PORT,
     ROOT,
     TEST_RUN_DIR,
+    as_admin,
     free_port,
+    pg_connect,
     port_open,
     rabbitmq_connection,
     unique_label,
@@ -70,21 +73,7 @@ def make_run(database_url: str) -> Iterator[tuple[subprocess.Popen[bytes], dict[
     for suffix in ("", ".DQ", ".XQ"):
         channel.queue_delete(queue + suffix)
     connection.close()
-    subprocess.run(
-        [
-            "psql",
-            "-h",
-            PG_HOST,
-            "-p",
-            str(PG_PORT),
-            "-U",
-            "postgres",
-            "-qc",
-            f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)',
-        ],
-        check=False,
-        capture_output=True,
-    )
+    as_admin(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
 
 
 def consumers(queue: str) -> int:
@@ -150,3 +139,9 @@ def test_make_run_serves_a_posted_record_and_stops_what_it_started(
     assert not port_open("127.0.0.1", ports["kafka"])
     assert port_open(PG_HOST, PG_PORT), "make run must not stop a PostgreSQL it did not start"
     assert port_open("127.0.0.1", 5672), "make run must not stop a RabbitMQ it did not start"
+    # Its database belongs to Hostmaster's own role, whose password the API read from the secrets directory.
+    password = RUN_DIR / "secrets" / "hostmaster_database_password"
+    assert stat.S_IMODE(password.stat().st_mode) == 0o600
+    with pg_connect("postgres") as connection, connection.cursor() as cursor:
+        cursor.execute("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = %s", (DATABASE,))
+        assert cursor.fetchone() == (os.environ.get("PG_USER", "hostmaster"),)

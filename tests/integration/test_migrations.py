@@ -6,10 +6,9 @@ import os
 import subprocess
 import sys
 
-import psycopg2
 import pytest
 
-from tests.conftest import PG_HOST, PG_PORT, ROOT
+from tests.conftest import ROOT, pg_connect
 
 pytestmark = pytest.mark.integration
 
@@ -35,7 +34,7 @@ def test_alembic_check_finds_no_drift_between_models_and_migrations(database_url
 def test_downgrade_to_base_and_upgrade_again(database_url: str) -> None:
     """On a scratch database of its own, so that the session's data stays."""
     scratch = database_url.rsplit("/", 1)[0] + "/hostmaster_migrations_test"
-    admin = psycopg2.connect(host=PG_HOST, port=PG_PORT, user="postgres", dbname="postgres", connect_timeout=5)
+    admin = pg_connect("postgres")
     admin.autocommit = True
     with admin.cursor() as cursor:
         cursor.execute("DROP DATABASE IF EXISTS hostmaster_migrations_test WITH (FORCE)")

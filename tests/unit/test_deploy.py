@@ -308,7 +308,7 @@ def test_a_postgresql_that_refuses_is_a_sentence_not_a_shell_error() -> None:
     result = subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True, timeout=60)
 
     assert result.returncode == 1
-    assert f"PostgreSQL at 127.0.0.1:{port} does not let user postgres in" in result.stderr, result.stderr
+    assert f"PostgreSQL at 127.0.0.1:{port} does not let user hostmaster in" in result.stderr, result.stderr
     assert "command not found" not in result.stderr
 
 
