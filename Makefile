@@ -22,8 +22,8 @@ test-fuzz:  ## longer fuzzing: schemathesis and hypothesis with many more exampl
 bench:  ## every benchmark beside its baseline, on a stack of its own; not timed tests (docs/performance.md)
 	@bash scripts/bench.sh
 
-docs:  ## regenerate the configuration reference in docs/operations.md from service/settings.py
-	uv run --frozen python -m service.configdoc --write
+docs:  ## regenerate the configuration reference in docs/operations.md from service/core/settings.py
+	uv run --frozen python -m service.core.configdoc --write
 
 lint:
 	uv run --frozen ruff check .

@@ -14,7 +14,7 @@ four layers, each measured on its own:
   transaction (the RRset locked or inserted, its change, the status and steps) and its COMMIT,
   with psycopg2 on a database of its own; no rule, no ORM;
 - ``queue``: and the message published to RabbitMQ with a publisher confirm, through
-  Dramatiq's RabbitmqBroker, as service/dispatch.py does;
+  Dramatiq's RabbitmqBroker, as service/core/dispatch.py does;
 - ``grouped``: ``queue``, with the writes one process holds at once sharing the opening
   statement, one transaction (a SAVEPOINT each) and its COMMIT, as service/api/groups.py does.
 

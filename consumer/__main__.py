@@ -16,10 +16,10 @@ from types import FrameType
 from consumer import metrics
 from consumer.api import ApiClient
 from consumer.runner import Runner
-from service import kafka_clients
-from service.logs import configure_logging
-from service.secrets import SecretUnavailable, provider
-from service.settings import SettingsError, get_settings
+from service.core import kafka_clients
+from service.core.logs import configure_logging
+from service.core.secrets import SecretUnavailable, provider
+from service.core.settings import SettingsError, get_settings
 
 logger = logging.getLogger("consumer")
 

@@ -30,9 +30,9 @@ from tenacity import Retrying, retry_if_exception_type, stop_when_event_set, wai
 from consumer import metrics
 from consumer.api import ApiClient, Decision, Stopping
 from consumer.contract import BadEvent, Call, Event, call_for, decode, write_for
-from service import kafka_clients
-from service.context import bound_request_id, parse_request_id
-from service.settings import Settings
+from service.core import kafka_clients
+from service.core.context import bound_request_id, parse_request_id
+from service.core.settings import Settings
 
 logger = logging.getLogger(__name__)
 

@@ -156,7 +156,7 @@ class RRset(SQLModel, table=True):
 
     __table_args__ = (
         sa.UniqueConstraint("owner", "rtype", name="uq_rrset_owner_rtype"),
-        # The RRsets a client created, counted against its quota (service/quotas.py).
+        # The RRsets a client created, counted against its quota (service/registry/quotas.py).
         sa.Index("ix_rrset_created_by", "created_by", "status", postgresql_where=sa.text("created_by IS NOT NULL")),
     )
 
@@ -193,7 +193,7 @@ class Request(SQLModel, table=True):
             "created_at",
             postgresql_where=sa.text("status IN ('queued', 'retrying')"),
         ),
-        # The ended requests the recovery job prunes past their retention (service/retention.py), oldest first.
+        # The ended requests the recovery job prunes past their retention (service/operations/retention.py).
         sa.Index(
             "ix_request_ended_at",
             "updated_at",
@@ -274,7 +274,7 @@ class ApiClient(SQLModel, table=True):
 
     ``zones`` holds grants: ``example.test.`` for that zone only, ``*.example.test.`` for it and
     every zone below it, ``*`` for all zones. A quota left empty is the service's default
-    (service/quotas.py); ``usage_day`` and ``changes_on_day`` count the changes of one UTC day.
+    (service/registry/quotas.py); ``usage_day`` and ``changes_on_day`` count the changes of one UTC day.
     """
 
     __tablename__ = "api_client"

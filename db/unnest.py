@@ -1,7 +1,7 @@
 """Rows as arrays, one per column: the parameters of a statement that reads them with ``unnest()``.
 
 A multi-row statement written this way is compiled once and sent in one round trip for one
-row or ten thousand (service/tracker.py, service/changes.py, workers/settle.py).
+row or ten thousand (service/requests/tracker.py, service/planning/changes.py, workers/settle.py).
 """
 
 from __future__ import annotations

@@ -10,6 +10,6 @@ hostmaster zone add example.test --primary bind:53 --key hostmaster-key --update
 hostmaster clients create kafka-demo --scope write --zone example.test --rotate-if-exists >/dev/null
 key=$(hostmaster clients create kafka-consumer --scope delegate --rotate-if-exists)
 umask 077
-printf '%s' "$key" >"${HOSTMASTER_SECRETS_DIR:?}/hostmaster_consumer_api_key"  # as service/secrets.py reads it
+printf '%s' "$key" >"${HOSTMASTER_SECRETS_DIR:?}/hostmaster_consumer_api_key"  # as service/core/secrets.py reads it
 admin=$(hostmaster clients create dev-admin --scope admin --zone '*' --rotate-if-exists)
 echo "Admin key (shown once): $admin"

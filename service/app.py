@@ -27,11 +27,11 @@ from service.api.headers import SecurityHeadersMiddleware
 from service.api.health import Readiness
 from service.api.instrument import HttpMetricsMiddleware
 from service.api.middleware import RequestIdMiddleware
-from service.clients import RecentKeys
+from service.api.ratelimit import TokenBuckets
 from service.console import install as install_console
-from service.dispatch import Dispatcher, make_broker
-from service.ratelimit import TokenBuckets
-from service.settings import Settings, get_settings
+from service.core.dispatch import Dispatcher, make_broker
+from service.core.settings import Settings, get_settings
+from service.registry.clients import RecentKeys
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

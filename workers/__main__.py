@@ -15,8 +15,8 @@ import tempfile
 from dramatiq.cli import main as dramatiq_main
 from dramatiq.cli import make_argument_parser
 
-from service.logs import configure_logging
-from service.settings import SettingsError, get_settings
+from service.core.logs import configure_logging
+from service.core.settings import SettingsError, get_settings
 
 
 def main(argv: list[str] | None = None) -> int:

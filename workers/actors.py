@@ -10,8 +10,8 @@ import dramatiq
 from dramatiq.middleware import CurrentMessage, TimeLimitExceeded
 
 from db.engine import make_engine
-from service.dispatch import APPLY_ACTOR, RECONCILE_ACTOR
-from service.errors import TransientDnsError
+from service.core.dispatch import APPLY_ACTOR, RECONCILE_ACTOR
+from service.core.errors import TransientDnsError
 from workers import apply, claim, reconcile, results
 from workers.broker import broker, settings
 

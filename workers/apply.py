@@ -41,10 +41,10 @@ from db.models import (
     Zone,
     utcnow,
 )
-from service import tracker
-from service.errors import TransientDnsError
-from service.secrets import SecretUnavailable, tsig_secret
-from service.settings import Settings
+from service.core.errors import TransientDnsError
+from service.core.secrets import SecretUnavailable, tsig_secret
+from service.core.settings import Settings
+from service.requests import tracker
 from workers import batch, claim, history, outcomes, rfc2136, settle, updates, verification
 from workers.batch import Attempt as Attempt  # re-exported: the actors and workers/reconcile.py say apply.Attempt
 from workers.batch import Pass, Row, ZoneResult

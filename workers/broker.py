@@ -7,8 +7,8 @@ import os
 import dramatiq
 from dramatiq.middleware import CurrentMessage
 
-from service.dispatch import make_broker
-from service.settings import get_settings
+from service.core.dispatch import make_broker
+from service.core.settings import get_settings
 from workers.middleware import RequestIdMiddleware
 
 settings = get_settings()

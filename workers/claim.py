@@ -36,7 +36,7 @@ from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
 from db.models import RequestStatus
-from service.errors import NotFound
+from service.core.errors import NotFound
 
 logger = logging.getLogger(__name__)
 

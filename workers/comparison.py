@@ -20,7 +20,7 @@ from typing import Any
 import dns.rdataset
 
 from db.models import DifferenceKind, ReconcileStatus
-from service.desired import Content, Key
+from service.planning.desired import Content, Key
 from workers import rfc2136
 
 # Types that are the zone's own, not data Hostmaster or anyone else provisions in it.

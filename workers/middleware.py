@@ -9,7 +9,7 @@ import dramatiq
 from dramatiq.broker import MessageProxy
 from dramatiq.middleware import Middleware
 
-from service.context import client_var, request_id_var
+from service.core.context import client_var, request_id_var
 
 _TOKENS = "_hostmaster_request_id_token"
 

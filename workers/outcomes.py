@@ -12,8 +12,8 @@ from datetime import datetime
 from typing import Any
 
 from db.models import ChangeAction, ChangeStatus, RequestStatus, RRsetStatus, Step
-from service import tracker
-from service.errors import TransientDnsError
+from service.core.errors import TransientDnsError
+from service.requests import tracker
 from workers import settle
 from workers.batch import Attempt, Change, Pass, ZoneResult
 from workers.claim import Member

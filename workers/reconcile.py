@@ -21,10 +21,10 @@ from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from db.models import ReconcileStatus, Reconciliation, RRset, RRsetStatus, Zone, utcnow
-from service.desired import Content, Key
-from service.errors import DnsError, PermanentDnsError, TransientDnsError
-from service.secrets import SecretUnavailable, tsig_secret
-from service.settings import Settings
+from service.core.errors import DnsError, PermanentDnsError, TransientDnsError
+from service.core.secrets import SecretUnavailable, tsig_secret
+from service.core.settings import Settings
+from service.planning.desired import Content, Key
 from workers import apply, rfc2136
 from workers.comparison import Comparison, Desired, Difference, compare, content
 

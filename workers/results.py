@@ -19,9 +19,10 @@ from sqlalchemy import Engine, text
 from sqlmodel import Session
 
 from db.models import RequestStatus, Source, utcnow
-from service import kafka_clients, tracker
-from service.errors import TransientDnsError
-from service.settings import Settings
+from service.core import kafka_clients
+from service.core.errors import TransientDnsError
+from service.core.settings import Settings
+from service.requests import tracker
 
 logger = logging.getLogger(__name__)
 

@@ -34,9 +34,9 @@ import dns.update
 import dns.xfr
 import dns.zone
 
-from service.errors import DnsError, PermanentDnsError, TransientDnsError
-from service.rdata import to_rdata
-from service.zones import TSIG_ALGORITHMS
+from service.core.errors import DnsError, PermanentDnsError, TransientDnsError
+from service.dns.rdata import to_rdata
+from service.registry.zones import TSIG_ALGORITHMS
 from workers import metrics
 
 logger = logging.getLogger(__name__)

@@ -18,8 +18,8 @@ from sqlmodel import Session
 
 from db.models import utcnow
 from db.unnest import columns
-from service import tracker
-from service.payloads import storable
+from service.requests import tracker
+from service.requests.payloads import storable
 
 _CHANGES = text(
     """

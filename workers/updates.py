@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
-from service.errors import PermanentDnsError
+from service.core.errors import PermanentDnsError
 from workers import rfc2136
 
 Key = tuple[str, str]

@@ -11,7 +11,7 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from service.errors import PermanentDnsError
+from service.core.errors import PermanentDnsError
 from workers import rfc2136
 
 logger = logging.getLogger(__name__)

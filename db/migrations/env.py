@@ -12,7 +12,7 @@ from sqlmodel import SQLModel
 
 import db.models  # noqa: F401 - registers the tables on SQLModel.metadata
 from db.engine import make_engine
-from service.settings import get_settings
+from service.core.settings import get_settings
 
 config = context.config
 if config.config_file_name is not None and config.attributes.get("configure_logger", True):

@@ -10,11 +10,11 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session
 
 from db.models import Scope
-from service import clients
-from service.clients import Principal
-from service.context import client_var
-from service.errors import Forbidden, RateLimited, Unauthorized
-from service.ratelimit import TokenBuckets, retry_after
+from service.api.ratelimit import TokenBuckets, retry_after
+from service.core.context import client_var
+from service.core.errors import Forbidden, RateLimited, Unauthorized
+from service.registry import clients
+from service.registry.clients import Principal
 
 bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer hm_…`")
 

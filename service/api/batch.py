@@ -1,4 +1,4 @@
-"""API v2: many writes in one call, each its own request (service/batch.py)."""
+"""API v2: many writes in one call, each its own request (service/requests/batch.py)."""
 
 from __future__ import annotations
 
@@ -8,16 +8,16 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 
 from db.schemas import BatchAnswer, BatchIn, BatchOut, BatchWriteIn
-from service import batch, provisioning
 from service.api.auth import ClientDep
 from service.api.common import accepted, json_body, key_window, problems, read_model
 from service.api.deps import DispatcherDep, SettingsDep
 from service.api.problems import answer_of
-from service.context import bound_request_id
-from service.errors import InvalidRequest, RateLimited, Violation
-from service.ratelimit import TokenBuckets, retry_after
-from service.settings import Settings
-from service.tracker import KafkaOrigin
+from service.api.ratelimit import TokenBuckets, retry_after
+from service.core.context import bound_request_id
+from service.core.errors import InvalidRequest, RateLimited, Violation
+from service.core.settings import Settings
+from service.requests import batch, provisioning
+from service.requests.tracker import KafkaOrigin
 
 router = APIRouter(prefix="/api/v2", tags=["change sets (v2)"], responses=problems(401, 403, 429, 503))
 

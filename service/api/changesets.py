@@ -8,10 +8,10 @@ from fastapi import APIRouter, Path, Request, Response
 from fastapi.responses import JSONResponse
 
 from db.schemas import ChangeSetIn, Plan, RequestAccepted
-from service import provisioning
 from service.api.auth import ClientDep
 from service.api.common import accepted_response, json_body, problems, submit
 from service.api.deps import DispatcherDep, SettingsDep
+from service.requests import provisioning
 
 router = APIRouter(prefix="/api/v2", tags=["change sets (v2)"], responses=problems(401, 403, 429, 503))
 

@@ -12,11 +12,11 @@ from sqlmodel import Session
 
 from db.models import ApiClient, Scope
 from db.schemas import ClientCreate, ClientDetail, ClientPublic, ClientQuota, ClientUpdate, ClientWithKey, QuotaUse
-from service import clients, quotas
 from service.api.auth import ClientDep
 from service.api.common import json_body, problems, read_model
 from service.api.deps import SessionDep, SettingsDep
-from service.settings import Settings
+from service.core.settings import Settings
+from service.registry import clients, quotas
 
 router = APIRouter(prefix="/api/v1/clients", tags=["clients (admin)"], responses=problems(401, 403, 429, 503))
 

@@ -11,15 +11,15 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from db.schemas import Problem, RequestAccepted
-from service import provisioning
 from service.api.groups import Pending, WriteGroups
-from service.clients import Principal
-from service.dispatch import Dispatcher
-from service.errors import InvalidRequest, PayloadTooLarge, Violation
-from service.payloads import parse_json_body
-from service.settings import Settings
-from service.tracker import KafkaOrigin
-from service.validation import violations_from_pydantic
+from service.core.dispatch import Dispatcher
+from service.core.errors import InvalidRequest, PayloadTooLarge, Violation
+from service.core.settings import Settings
+from service.dns.validation import violations_from_pydantic
+from service.registry.clients import Principal
+from service.requests import provisioning
+from service.requests.payloads import parse_json_body
+from service.requests.tracker import KafkaOrigin
 
 _WHY = {
     400: "The request cannot be read.",

@@ -9,11 +9,11 @@ from fastapi.concurrency import run_in_threadpool
 
 from db.models import Scope
 from db.schemas import DeadLetterPublic, Redrive, Redriven
-from service import deadletters
 from service.api.auth import ClientDep
 from service.api.common import json_body, problems, read_model
 from service.api.deps import SettingsDep
-from service.errors import InvalidRequest, Violation
+from service.core.errors import InvalidRequest, Violation
+from service.operations import deadletters
 
 router = APIRouter(prefix="/api/v1/dlq", tags=["dead letters (admin)"], responses=problems(401, 403, 429, 503))
 

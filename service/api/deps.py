@@ -13,8 +13,8 @@ from fastapi import Depends, Request
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from service.dispatch import Dispatcher
-from service.settings import Settings
+from service.core.dispatch import Dispatcher
+from service.core.settings import Settings
 
 
 async def get_engine(request: Request) -> Engine:

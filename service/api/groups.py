@@ -6,10 +6,10 @@ plan (bench/floor.py: ~250 accepted writes/s for the bare design with per-write
 transactions, ~730/s grouped). So while one group is being accepted, the writes that arrive
 wait and become the next group:
 
-- under light load a group is one write, and it takes the single path (service/provisioning.py)
+- under light load a group is one write, and it takes the single path (service/requests/provisioning.py)
   unchanged, at once: grouping adds no wait;
 - under load the writes of a group share the tracker's opening statement, one planning
-  transaction and its COMMIT (service/batch.py: a savepoint each), and are then published.
+  transaction and its COMMIT (service/requests/batch.py: a savepoint each), and are then published.
   Each is still its own request — all or nothing for that write, its own tracker row, status,
   answer and result — and the order they are accepted in is an order they could have arrived
   in, since they were in flight together.
@@ -33,13 +33,13 @@ from dataclasses import dataclass, field
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import Engine
 
-from service import batch, provisioning
-from service.clients import Principal
-from service.context import bound_client, bound_request_id
-from service.dispatch import Dispatcher
-from service.errors import RequestRejected
-from service.payloads import parse_json_body
-from service.tracker import KafkaOrigin
+from service.core.context import bound_client, bound_request_id
+from service.core.dispatch import Dispatcher
+from service.core.errors import RequestRejected
+from service.registry.clients import Principal
+from service.requests import batch, provisioning
+from service.requests.payloads import parse_json_body
+from service.requests.tracker import KafkaOrigin
 
 logger = logging.getLogger(__name__)
 

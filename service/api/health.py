@@ -14,8 +14,8 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import Engine, text
 
 from service.api.deps import EngineDep, SettingsDep
-from service.dispatch import broker_url
-from service.settings import Settings
+from service.core.dispatch import broker_url
+from service.core.settings import Settings
 
 logger = logging.getLogger(__name__)
 

@@ -1,13 +1,13 @@
-"""Prometheus metrics: no key needed, like the health probes (service/metrics.py says what they are)."""
+"""Prometheus metrics: no key needed, like the health probes (service/operations/metrics.py says what they are)."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter
 from fastapi.responses import PlainTextResponse
 
-from service import metrics
 from service.api import instrument
 from service.api.deps import SessionDep
+from service.operations import metrics
 
 router = APIRouter()
 

@@ -10,7 +10,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.api.problems import problem
-from service.context import bound_request_id, parse_request_id
+from service.core.context import bound_request_id, parse_request_id
 
 logger = logging.getLogger("service.api.access")
 

@@ -16,8 +16,8 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from service.context import current_request_id
-from service.errors import (
+from service.core.context import current_request_id
+from service.core.errors import (
     Conflict,
     DependencyUnavailable,
     Forbidden,
@@ -30,7 +30,7 @@ from service.errors import (
     Unauthorized,
     Violation,
 )
-from service.validation import field_path
+from service.dns.validation import field_path
 
 logger = logging.getLogger(__name__)
 

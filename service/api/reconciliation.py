@@ -10,13 +10,13 @@ from pydantic import ValidationError
 
 from db.models import ReconcileStatus, Scope
 from db.schemas import ReconcileAccepted, ReconcileIn, ReconciliationPublic
-from service import reconciliation
 from service.api.auth import ClientDep
 from service.api.common import json_body, problems, read_body
 from service.api.deps import SessionDep, SettingsDep
-from service.errors import InvalidRequest
-from service.payloads import parse_json_body
-from service.validation import violations_from_pydantic
+from service.core.errors import InvalidRequest
+from service.dns.validation import violations_from_pydantic
+from service.operations import reconciliation
+from service.requests.payloads import parse_json_body
 
 router = APIRouter(
     prefix="/api/v1/zones/{zone}", tags=["reconciliation"], responses=problems(401, 403, 404, 422, 429, 503)

@@ -8,10 +8,11 @@ from fastapi import APIRouter, Path, Query, Request, Response, status
 
 from db.models import RRsetStatus
 from db.schemas import RecordCreate, RecordPage, RecordPublic, RecordReplace, RequestAccepted, RequestPublic
-from service import provisioning, records, tracker
 from service.api.auth import ClientDep
 from service.api.common import accepted_response, json_body, problems, submit
 from service.api.deps import DispatcherDep, SessionDep, SettingsDep
+from service.registry import records
+from service.requests import provisioning, tracker
 
 router = APIRouter(prefix="/api/v1", tags=["records (v1)"], responses=problems(401, 403, 429, 503))
 

@@ -11,10 +11,10 @@ from sqlmodel import Session
 
 from db.models import Scope
 from db.schemas import ZoneCreate, ZonePublic, ZoneUpdate
-from service import zones
 from service.api.auth import ClientDep
 from service.api.common import json_body, problems, read_model
 from service.api.deps import SessionDep, SettingsDep
+from service.registry import zones
 
 router = APIRouter(prefix="/api/v1/zones", tags=["zones (admin)"], responses=problems(401, 403, 429, 503))
 

@@ -15,7 +15,7 @@ from urllib.parse import parse_qs
 from fastapi import Request
 
 from service.api.common import read_body
-from service.errors import InvalidRequest, Violation
+from service.core.errors import InvalidRequest, Violation
 
 OPERATIONS = ("upsert", "create", "add", "remove", "delete")
 EMPTY_ROWS = 3

@@ -19,11 +19,20 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
 from db.models import RequestStatus, Scope
-from service import deadletters, provisioning, records, tracker, zones
 from service.api.problems import status_of, violations_of
-from service.clients import Principal
 from service.console import forms, signin, views
-from service.errors import Conflict, DependencyUnavailable, HostmasterError, InvalidRequest, Unauthorized, Violation
+from service.core.errors import (
+    Conflict,
+    DependencyUnavailable,
+    HostmasterError,
+    InvalidRequest,
+    Unauthorized,
+    Violation,
+)
+from service.operations import deadletters
+from service.registry import records, zones
+from service.registry.clients import Principal
+from service.requests import provisioning, tracker
 
 logger = logging.getLogger(__name__)
 

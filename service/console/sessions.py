@@ -6,7 +6,7 @@ cookie, and only its SHA-256 is stored, with the client and an expiry
 query, so a session that expired, was signed out (its row deleted), or whose client was revoked
 or re-keyed since (rotating or revoking a key ends its sessions) opens nothing, at once. A client
 keeps at most ``MAX_PER_CLIENT`` sessions: signing in again past that ends its oldest. Expired
-rows are deleted by the recovery job (service/retention.py).
+rows are deleted by the recovery job (service/operations/retention.py).
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from sqlalchemy import delete, select
 from sqlmodel import Session, col
 
 from db.models import ApiClient, ConsoleSession, utcnow
-from service.clients import Principal, principal_of
-from service.quotas import Quota
+from service.registry.clients import Principal, principal_of
+from service.registry.quotas import Quota
 
 MAX_PER_CLIENT = 20
 MAX_TOKEN = 64  # a token is 43 characters; anything longer is not one of ours

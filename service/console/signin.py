@@ -23,9 +23,9 @@ from fastapi.concurrency import run_in_threadpool
 from sqlmodel import Session
 
 from service.api.auth import admit, authenticate
-from service.clients import Principal
 from service.console import sessions
-from service.errors import Forbidden
+from service.core.errors import Forbidden
+from service.registry.clients import Principal
 
 COOKIE = "hostmaster_console"
 SECURE_COOKIE = "__Host-hostmaster_console"

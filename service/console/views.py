@@ -17,10 +17,10 @@ from sqlmodel import Session, col, select
 
 from db.models import Reconciliation, Request, RequestChange, RequestStatus, Scope, Source, Step, Zone
 from db.schemas import RequestEventPublic, RequestPublic
-from service import zones
-from service.clients import Principal
-from service.errors import InvalidRequest, NotFound, Violation
-from service.names import BadName, normalize_name, shown
+from service.core.errors import InvalidRequest, NotFound, Violation
+from service.dns.names import BadName, normalize_name, shown
+from service.registry import zones
+from service.registry.clients import Principal
 
 PAGE = 100
 HOURS = 24

@@ -19,10 +19,11 @@ import pytest
 import uvicorn
 from sqlalchemy import Engine
 
-from service import changes, rdata
 from service.api import health
 from service.app import create_app
-from service.settings import Settings, load_settings
+from service.core.settings import Settings, load_settings
+from service.dns import rdata
+from service.planning import changes
 from tests.conftest import BULK_ZONE, ZONE, free_port, make_client, unique_label, wait_until
 from tests.sqlcount import Count, counted
 
@@ -193,7 +194,7 @@ def _client(api: InProcessApi, env: dict[str, str], *, scopes: tuple[str, ...]) 
 
 @pytest.fixture
 def parsed(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Every value the planner parses (service/rdata.py's normalize_value, as changes.py calls it)."""
+    """Every value the planner parses (service/dns/rdata.py's normalize_value, as changes.py calls it)."""
     seen: list[str] = []
     parse = rdata.normalize_value
 

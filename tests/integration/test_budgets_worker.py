@@ -21,7 +21,7 @@ import pytest
 from sqlalchemy import Engine, text
 
 from db.engine import make_engine
-from service.settings import Settings, load_settings
+from service.core.settings import Settings, load_settings
 from tests.conftest import BULK_ZONE, Bind, Process, rabbitmq_connection, start_api, unique_label, wait_until
 from tests.integration.dns_helpers import served, texts
 from tests.sqlcount import counted

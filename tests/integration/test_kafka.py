@@ -21,8 +21,8 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from service.dispatch import Dispatcher, make_broker
-from service.settings import load_settings
+from service.core.dispatch import Dispatcher, make_broker
+from service.core.settings import load_settings
 from tests.conftest import (
     OVERRIDE_ZONE,
     ZONE,

@@ -20,13 +20,14 @@ import pytest
 from sqlmodel import Session
 
 from db.engine import make_engine
-from service import clients, provisioning
 from service.api.common import key_window
 from service.api.groups import Pending, WriteGroups
-from service.clients import Principal
-from service.dispatch import Dispatcher, make_broker
-from service.errors import Conflict, Forbidden, HostmasterError, InvalidRequest, NotFound
-from service.settings import load_settings
+from service.core.dispatch import Dispatcher, make_broker
+from service.core.errors import Conflict, Forbidden, HostmasterError, InvalidRequest, NotFound
+from service.core.settings import load_settings
+from service.registry import clients
+from service.registry.clients import Principal
+from service.requests import provisioning
 from tests.conftest import BULK_ZONE, ZONE, Bind, make_client, unique_label, wait_for_terminal
 from tests.integration.dns_helpers import served, texts
 from tests.sqlcount import counted

@@ -14,10 +14,10 @@ import pytest
 
 from db.models import DriftPolicy, RRset, RRsetStatus, Zone
 from db.schemas import ChangeIn, Operation
-from service import changes
-from service.desired import Content, DesiredState
-from service.errors import InvalidRequest
-from service.validation import zone_for_owner
+from service.core.errors import InvalidRequest
+from service.dns.validation import zone_for_owner
+from service.planning import changes
+from service.planning.desired import Content, DesiredState
 
 EXAMPLE = "example.test."
 SUB = "sub.example.test."

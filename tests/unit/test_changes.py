@@ -11,7 +11,7 @@ import pytest
 
 from db.models import MAX_TTL, RRset, RRsetStatus
 from db.schemas import ChangeIn, Operation
-from service.errors import Conflict, InvalidRequest, NotFound
+from service.core.errors import Conflict, InvalidRequest, NotFound
 from tests.unit.planning import (
     EXAMPLE,
     NOWILD,

@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, datetime
 
 from db.models import Zone
-from service.errors import TransientDnsError
+from service.core.errors import TransientDnsError
 from workers.batch import Attempt, Change, Pass, Row, ZoneResult
 from workers.claim import Claimed, Member
 from workers.outcomes import conclude

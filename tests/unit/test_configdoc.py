@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from service import configdoc
-from service.settings import Settings
+from service.core import configdoc
+from service.core.settings import Settings
 
 
 def test_the_reference_in_operations_md_is_current() -> None:

@@ -12,8 +12,8 @@ from pydantic import ValidationError
 
 from db.schemas import RequestEventPublic, RequestPublic
 from service.console import forms, signin, views
-from service.errors import Violation
-from service.settings import Settings
+from service.core.errors import Violation
+from service.core.settings import Settings
 
 CAME = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 

@@ -19,7 +19,7 @@ from kafka.errors import KafkaTimeoutError
 
 from consumer.api import ApiClient
 from consumer.runner import DLQ_VALUE_LIMIT, Runner, _segments
-from service.settings import Settings
+from service.core.settings import Settings
 
 
 @dataclass

@@ -20,8 +20,8 @@ import pytest
 import yaml
 
 from service.app import app
-from service.secrets import FileSecrets
-from service.settings import Settings
+from service.core.secrets import FileSecrets
+from service.core.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKER = ROOT / "docker"

@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 
-from service.context import bound_request_id, current_request_id
-from service.errors import HostmasterError
-from service.logs import configure_logging
-from service.secrets import SecretUnavailable, tsig_env_name, tsig_secret
-from service.settings import Settings
+from service.core.context import bound_request_id, current_request_id
+from service.core.errors import HostmasterError
+from service.core.logs import configure_logging
+from service.core.secrets import SecretUnavailable, tsig_env_name, tsig_secret
+from service.core.settings import Settings
 
 NOISY_LOGGERS = ("pika", "kafka", "httpx", "uvicorn.access")
 SECRET = "c2VjcmV0LXRoYXQtbXVzdC1uZXZlci1iZS1zaG93bg=="
@@ -69,12 +69,12 @@ def lines(stream: io.StringIO) -> list[dict[str, Any]]:
 
 def test_each_log_record_is_one_json_line_with_the_documented_fields(api_logs: io.StringIO) -> None:
     before = datetime.now(UTC)
-    logging.getLogger("service.records").info("record %s saved", "www.example.test.")
+    logging.getLogger("service.registry.records").info("record %s saved", "www.example.test.")
     [line] = lines(api_logs)
     assert set(line) == {"timestamp", "level", "component", "logger", "message", "request_id", "client"}
     assert line["level"] == "INFO"
     assert line["component"] == "api"
-    assert line["logger"] == "service.records"
+    assert line["logger"] == "service.registry.records"
     assert line["message"] == "record www.example.test. saved"
     assert line["request_id"] is None
     timestamp = datetime.fromisoformat(line["timestamp"])

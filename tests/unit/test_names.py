@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from service.names import (
+from service.dns.names import (
     MAX_LABEL_LENGTH,
     MAX_NAME_LENGTH,
     UNDERSCORE_OWNER_TYPES,

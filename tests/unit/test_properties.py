@@ -10,10 +10,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from service.errors import InvalidRequest
-from service.names import BadName, normalize_name
-from service.payloads import parse_json_body, storable
-from service.rdata import SUPPORTED_TYPES, BadValue, normalize_value
+from service.core.errors import InvalidRequest
+from service.dns.names import BadName, normalize_name
+from service.dns.rdata import SUPPORTED_TYPES, BadValue, normalize_value
+from service.requests.payloads import parse_json_body, storable
 
 settings.register_profile("default", max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("fuzz", max_examples=5000, deadline=None, suppress_health_check=[HealthCheck.too_slow])

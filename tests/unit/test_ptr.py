@@ -1,4 +1,4 @@
-"""Automatic PTR records (service/ptr.py) as a change set plans them, without a database.
+"""Automatic PTR records (service/planning/ptr.py) as a change set plans them, without a database.
 
 An A or AAAA RRset with ``ptr: true`` gets, for each address inside a registered reverse
 zone, a PTR pointing back at its owner; addresses that leave take their PTR with them when
@@ -11,7 +11,7 @@ import pytest
 
 from db.models import RRset, RRsetStatus
 from db.schemas import ChangeIn
-from service.errors import InvalidRequest
+from service.core.errors import InvalidRequest
 from tests.unit.planning import (
     EXAMPLE,
     REVERSE4,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from service.ratelimit import TokenBuckets
+from service.api.ratelimit import TokenBuckets
 
 
 class Clock:

@@ -6,7 +6,7 @@ import pytest
 from dns.rdtypes.ANY.CNAME import CNAME
 from dns.rdtypes.ANY.TXT import TXT
 
-from service.rdata import (
+from service.dns.rdata import (
     MAX_TXT_OCTETS,
     TXT_STRING_OCTETS,
     BadValue,

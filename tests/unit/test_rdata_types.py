@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from service.rdata import MAX_CAA_VALUE_OCTETS, SUPPORTED_TYPES, BadValue, normalize_value, to_rdata, value_target
+from service.dns.rdata import MAX_CAA_VALUE_OCTETS, SUPPORTED_TYPES, BadValue, normalize_value, to_rdata, value_target
 
 GOOD: list[tuple[str, str, str]] = [
     # A, AAAA

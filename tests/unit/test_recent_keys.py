@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from db.models import ApiClient
-from service.clients import Principal, RecentKeys, hash_key
-from service.errors import Unauthorized
+from service.core.errors import Unauthorized
+from service.registry.clients import Principal, RecentKeys, hash_key
 
 PEPPER = b"pepper"
 KEY = "hm_0123456789ab_" + "k" * 43

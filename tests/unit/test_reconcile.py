@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 import dns.rdataset
 
 from db.models import DifferenceKind, ReconcileStatus
-from service.desired import Content
-from service.reconciliation import due
+from service.operations.reconciliation import due
+from service.planning.desired import Content
 from workers.comparison import Comparison, Desired, Difference, compare
 
 ZONE = "example.test."

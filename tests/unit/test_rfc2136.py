@@ -16,7 +16,7 @@ import dns.tsig
 import dns.update
 import pytest
 
-from service.errors import PermanentDnsError, TransientDnsError
+from service.core.errors import PermanentDnsError, TransientDnsError
 from workers.rfc2136 import Server, TsigKey, check_rcode, matches, replace_rrset_update, send_update
 
 SECRET = base64.b64encode(b"unit-test-secret-of-32-octets!!!").decode()

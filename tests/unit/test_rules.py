@@ -1,4 +1,4 @@
-"""The rules a zone's desired state keeps after a change set (service/rules.py), planned without a database.
+"""The rules a zone's desired state keeps after a change set (service/planning/rules.py), planned without a database.
 
 A rule broken by the change set itself is a violation naming the operation's field; a clash
 with an RRset the change set did not touch is a 409 naming that RRset.
@@ -10,7 +10,7 @@ import pytest
 
 from db.models import RRset
 from db.schemas import ChangeIn
-from service.errors import Conflict, InvalidRequest
+from service.core.errors import Conflict, InvalidRequest
 from tests.unit.planning import (
     EXAMPLE,
     NOWILD,

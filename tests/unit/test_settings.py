@@ -12,9 +12,9 @@ from urllib.parse import unquote, urlsplit
 import pytest
 
 from db.models import ApiClient
-from service.clients import principal_of
-from service.quotas import Quota
-from service.settings import ENVS_DIR, PROJECT_ROOT, Settings, SettingsError, load_settings
+from service.core.settings import ENVS_DIR, PROJECT_ROOT, Settings, SettingsError, load_settings
+from service.registry.clients import principal_of
+from service.registry.quotas import Quota
 
 DB_PASSWORD = "Db-p@ss:w/rd%?#&x y"  # every character that needs quoting in a URL
 MQ_PASSWORD = "Mq-s3cret/with:colon"
@@ -276,7 +276,7 @@ def test_installed_non_editable_the_settings_read_envs_from_the_working_director
     env = {name: value for name, value in os.environ.items() if not name.startswith("HOSTMASTER_")}
     env.update(APP_ENV="dev", PYTHONPATH=str(site))
     result = subprocess.run(
-        [sys.executable, "-c", "from service.settings import load_settings; print(load_settings().queue_name)"],
+        [sys.executable, "-c", "from service.core.settings import load_settings; print(load_settings().queue_name)"],
         cwd=app,
         env=env,
         capture_output=True,

@@ -8,7 +8,7 @@ from typing import Any
 
 import dns.rrset
 
-from service.errors import PermanentDnsError
+from service.core.errors import PermanentDnsError
 from workers.rfc2136 import RRsetChange
 from workers.updates import Key, States, halves_of, send
 

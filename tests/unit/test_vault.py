@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from service.secrets import SecretUnavailable, tsig_secret
-from service.settings import SettingsError, load_settings
+from service.core.secrets import SecretUnavailable, tsig_secret
+from service.core.settings import SettingsError, load_settings
 
 TOKEN = "hvs.test-token-0123456789"
 STORE = {

@@ -22,10 +22,10 @@ from sqlmodel import Session, col, select
 from db.models import Request, RequestChange, RequestEvent, RequestStatus, Scope, Source, Step, utcnow
 from db.schemas import ChangePublic, RequestEventPublic, RequestPublic, RRsetContent
 from db.unnest import columns
-from service.clients import Principal
-from service.context import current_client
-from service.errors import Conflict, NotFound
-from service.payloads import storable
+from service.core.context import current_client
+from service.core.errors import Conflict, NotFound
+from service.registry.clients import Principal
+from service.requests.payloads import storable
 
 logger = logging.getLogger(__name__)
 

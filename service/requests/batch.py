@@ -11,11 +11,11 @@ nothing for that write, never for the batch:
    received steps in ONE autocommitted statement, then ONE transaction in which each is
    planned and written inside a SAVEPOINT of its own — a rejected write rolls back to it and
    is recorded rejected, the next goes on, and each reads what the ones before it wrote
-   (service/desired.py reads rows afresh) — and ONE commit; then each queued write's
+   (service/planning/desired.py reads rows afresh) — and ONE commit; then each queued write's
    message is published;
 4. a write whose key was used before, or whose request id or key an earlier write of the
    batch carries, ends the group: the group is committed, then that write goes through the
-   single path (service/provisioning.py), which replays, refuses or accepts it as it would
+   single path (service/requests/provisioning.py), which replays, refuses or accepts it as it would
    alone, and the next group starts after it.
 
 A fault of ours in one write (a value PostgreSQL cannot store included) is rolled back to its
@@ -42,12 +42,13 @@ from sqlalchemy.exc import DataError, DBAPIError
 from sqlmodel import Session, col, select
 
 from db.models import Request, RequestStatus, Zone
-from service import changes, provisioning, tracker
-from service.clients import Principal
-from service.context import bound_request_id
-from service.dispatch import Dispatcher
-from service.errors import HostmasterError, InvalidRequest, RequestRejected, Violation
-from service.tracker import KafkaOrigin
+from service.core.context import bound_request_id
+from service.core.dispatch import Dispatcher
+from service.core.errors import HostmasterError, InvalidRequest, RequestRejected, Violation
+from service.planning import changes
+from service.registry.clients import Principal
+from service.requests import provisioning, tracker
+from service.requests.tracker import KafkaOrigin
 
 logger = logging.getLogger(__name__)
 

@@ -14,9 +14,9 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import dramatiq
 from dramatiq.brokers.rabbitmq import RabbitmqBroker
 
-from service.context import current_client, current_request_id
-from service.errors import DependencyUnavailable
-from service.settings import Settings
+from service.core.context import current_client, current_request_id
+from service.core.errors import DependencyUnavailable
+from service.core.settings import Settings
 
 logger = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ import json
 import math
 from typing import Any
 
-from service.errors import InvalidRequest, Violation
+from service.core.errors import InvalidRequest, Violation
 
 MAX_DEPTH = 32
 UNPARSED_PREVIEW = 2048

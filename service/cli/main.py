@@ -31,15 +31,17 @@ from sqlmodel import Session
 from db.engine import make_engine
 from db.models import ApiClient, ReconcileStatus, RequestStatus, Scope
 from db.schemas import ClientPublic, ReconciliationPublic, ZoneCreate
-from service import clients, deadletters, quotas, reconciliation, recovery, timeline, tracker, zones
-from service.clients import ALL_ZONES, Principal
-from service.dispatch import Dispatcher, make_broker
-from service.errors import HostmasterError, InvalidRequest, NotFound, Violation
-from service.logs import configure_logging, uvicorn_log_config
-from service.names import shown
-from service.settings import Settings, SettingsError, get_settings
-from service.supervise import supervise
-from service.validation import violations_from_pydantic
+from service.cli.supervise import supervise
+from service.core.dispatch import Dispatcher, make_broker
+from service.core.errors import HostmasterError, InvalidRequest, NotFound, Violation
+from service.core.logs import configure_logging, uvicorn_log_config
+from service.core.settings import Settings, SettingsError, get_settings
+from service.dns.names import shown
+from service.dns.validation import violations_from_pydantic
+from service.operations import deadletters, reconciliation, recovery
+from service.registry import clients, quotas, zones
+from service.registry.clients import ALL_ZONES, Principal
+from service.requests import timeline, tracker
 
 logger = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Retention: what the tracker and reconciliation keep, and for how long.
 
-Nothing grows without bound. Each recovery pass (service/recovery.py) deletes:
+Nothing grows without bound. Each recovery pass (service/operations/recovery.py) deletes:
 
 - requests ended more than ``request_retention_days`` ago, with their steps and changes;
 - reconciliation reports finished more than ``reconciliation_retention_days`` ago, except the
@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Engine, TextClause, text
 from sqlmodel import Session
 
-from service.settings import Settings
+from service.core.settings import Settings
 
 logger = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer
 
-from service.settings import Settings
+from service.core.settings import Settings
 
 
 def _security(settings: Settings) -> dict[str, Any]:

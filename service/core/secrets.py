@@ -27,8 +27,8 @@ import hvac.exceptions
 import requests
 from pydantic import SecretStr
 
-from service.errors import HostmasterError
-from service.settings import Settings
+from service.core.errors import HostmasterError
+from service.core.settings import Settings
 
 
 class SecretUnavailable(HostmasterError):

@@ -1,7 +1,7 @@
 """Change sets: every write is a list of operations on RRsets, planned then committed.
 
 ``plan`` parses the operations, plays them on a working copy of the desired state,
-adds the automatic PTR changes, checks the result against the rules (service.rules) and
+adds the automatic PTR changes, checks the result against the rules (service.planning.rules) and
 the zone's mass-change guard, and returns what would change. ``commit`` writes that plan
 in the caller's transaction. A v1 call is a change set of one operation.
 """
@@ -20,13 +20,13 @@ from sqlmodel import Session, col, select
 from db.models import MAX_TTL, ChangeAction, ChangeStatus, RRset, RRsetStatus, Scope, Zone, utcnow
 from db.schemas import ChangeIn, PlannedChange
 from db.unnest import columns
-from service import ptr, rules
-from service.clients import Principal
-from service.desired import Content, DesiredState, Key
-from service.errors import Conflict, InvalidRequest, NotFound, Violation
-from service.names import UNDERSCORE_OWNER_TYPES, BadName, normalize_name, shown
-from service.rdata import SUPPORTED_TYPES, BadValue, normalize_value, value_target
-from service.validation import zone_for_owner
+from service.core.errors import Conflict, InvalidRequest, NotFound, Violation
+from service.dns.names import UNDERSCORE_OWNER_TYPES, BadName, normalize_name, shown
+from service.dns.rdata import SUPPORTED_TYPES, BadValue, normalize_value, value_target
+from service.dns.validation import zone_for_owner
+from service.planning import ptr, rules
+from service.planning.desired import Content, DesiredState, Key
+from service.registry.clients import Principal
 
 MAX_VALUES = 100
 MIN_RRSETS_FOR_GUARD = 10
@@ -380,7 +380,7 @@ def _guard(state: DesiredState, items: Sequence[PlanItem], *, force: bool) -> No
 
 
 def rrsets_added(items: Sequence[PlanItem], client: str) -> int:
-    """How many RRsets ``items`` add to those ``client`` created (service/quotas.py): the RRsets
+    """How many RRsets ``items`` add to those ``client`` created (service/registry/quotas.py): the RRsets
     they create, less those of the client's own they delete."""
     created = sum(1 for item in items if item.before is None and item.after is not None)
     freed = sum(

@@ -20,10 +20,10 @@ from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from db.models import ChangeStatus, RequestChange, RequestStatus, Step
-from service import tracker
-from service.dispatch import APPLY_ACTOR, Dispatcher, broker_url
-from service.errors import DependencyUnavailable
-from service.settings import Settings
+from service.core.dispatch import APPLY_ACTOR, Dispatcher, broker_url
+from service.core.errors import DependencyUnavailable
+from service.core.settings import Settings
+from service.requests import tracker
 
 COMPONENT = "dlq"
 

@@ -12,9 +12,9 @@ from sqlmodel import Session, col, func, or_, select
 
 from db.models import RRset, Zone
 from db.schemas import ZoneCreate, ZonePublic, ZoneUpdate
-from service.errors import Conflict, InvalidRequest, NotFound, Violation
-from service.names import BadName, normalize_name, shown
-from service.validation import violations_from_pydantic
+from service.core.errors import Conflict, InvalidRequest, NotFound, Violation
+from service.dns.names import BadName, normalize_name, shown
+from service.dns.validation import violations_from_pydantic
 
 logger = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """Shared pieces of validation: where a name belongs, and violations from pydantic errors.
 
-The rules themselves live where they apply: names in service.names, values in
-service.rdata, operations in service.changes, the resulting state in service.rules.
+The rules themselves live where they apply: names in service.dns.names, values in
+service.dns.rdata, operations in service.planning.changes, the resulting state in service.planning.rules.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from collections.abc import Sequence
 from pydantic import ValidationError
 
 from db.models import Zone
-from service.errors import Violation
-from service.names import is_within
+from service.core.errors import Violation
+from service.dns.names import is_within
 
 
 def zone_for_owner(owner: str, zones: Sequence[Zone]) -> Zone | None:

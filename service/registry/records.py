@@ -10,11 +10,11 @@ from sqlmodel import Session, col, select, tuple_
 
 from db.models import RRset, RRsetStatus, Scope, Zone
 from db.schemas import RecordPage, RecordPublic
-from service.clients import Principal
-from service.errors import InvalidRequest, NotFound, Violation
-from service.names import BadName, normalize_name, shown
-from service.rdata import SUPPORTED_TYPES
-from service.validation import zone_for_owner
+from service.core.errors import InvalidRequest, NotFound, Violation
+from service.dns.names import BadName, normalize_name, shown
+from service.dns.rdata import SUPPORTED_TYPES
+from service.dns.validation import zone_for_owner
+from service.registry.clients import Principal
 
 
 def get_record(session: Session, principal: Principal, *, name: str, rtype: str) -> RecordPublic:

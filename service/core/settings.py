@@ -17,9 +17,9 @@ from urllib.parse import quote, urlsplit, urlunsplit
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from service.quotas import Quota
+from service.registry.quotas import Quota
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]  # service/core/settings.py
 ENVS_DIR = PROJECT_ROOT / "envs"
 
 
@@ -98,7 +98,7 @@ class Settings(BaseSettings):
     )
     # Mixed into every stored API key hash; a secret like the passwords.
     api_pepper: SecretStr | None = Field(default=None, description="Mixed into every stored API key hash (a secret).")
-    # The secrets provider: back-ends asked in this order (service.secrets).
+    # The secrets provider: back-ends asked in this order (service.core.secrets).
     secrets_backends: list[Literal["env", "file", "vault"]] = Field(
         default=["env", "file"], description="Where secrets are looked up, in order: env, file, vault."
     )
@@ -133,7 +133,7 @@ class Settings(BaseSettings):
         "no limit; admins have none).",
     )
 
-    # Recovery (service/recovery.py): no request is left in limbo.
+    # Recovery (service/operations/recovery.py): no request is left in limbo.
     recovery_requeue_after_s: int = Field(default=60, ge=1, description="Queue again a request queued this long.")
     request_deadline_s: int = Field(default=3600, ge=1, description="Fail a request not ended this long after it came.")
     recovery_interval_s: float = Field(
@@ -364,7 +364,7 @@ def load_settings() -> Settings:
 
 def _fill_from_vault(settings: Settings) -> None:
     """The passwords and the pepper not set locally, from Vault."""
-    from service.secrets import SecretUnavailable, provider  # the provider needs the settings first
+    from service.core.secrets import SecretUnavailable, provider  # the provider needs the settings first
 
     try:
         chain = provider(settings)

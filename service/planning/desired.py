@@ -13,7 +13,7 @@ from sqlmodel import Session, col, func, select
 
 from db.models import RRset, RRsetStatus, Zone
 from db.schemas import RRsetContent
-from service.validation import zone_for_owner
+from service.dns.validation import zone_for_owner
 
 Key = tuple[str, str]  # (owner, type)
 

@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING
 import dns.reversename
 
 from db.models import Zone
-from service.desired import Content, DesiredState, Key
-from service.validation import zone_for_owner
+from service.dns.validation import zone_for_owner
+from service.planning.desired import Content, DesiredState, Key
 
 if TYPE_CHECKING:
-    from service.changes import Operation
+    from service.planning.changes import Operation
 
 REVERSE_SUFFIXES = ("in-addr.arpa.", "ip6.arpa.")
 

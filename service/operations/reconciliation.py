@@ -9,7 +9,7 @@ says, or else as the zone's ``reconcile`` policy says.
 The schedule: each pass queues a reconciliation of every zone whose latest report was asked for
 ``reconcile_interval_s`` ago or more (0: never, only on demand), ends reports that no worker
 finished in ``STALE_AFTER`` (their message was lost). Old reports are deleted by the recovery
-job (service/retention.py, ``reconciliation_retention_days``).
+job (service/operations/retention.py, ``reconciliation_retention_days``).
 """
 
 from __future__ import annotations
@@ -24,12 +24,12 @@ from sqlmodel import Session, col, func, select
 
 from db.models import ReconcilePolicy, ReconcileStatus, ReconcileTrigger, Reconciliation, Scope, Zone, utcnow
 from db.schemas import ReconciliationPublic
-from service import zones
-from service.clients import Principal
-from service.dispatch import Dispatcher
-from service.errors import DependencyUnavailable, InvalidRequest, NotFound, Violation
-from service.names import BadName, normalize_name
-from service.settings import Settings
+from service.core.dispatch import Dispatcher
+from service.core.errors import DependencyUnavailable, InvalidRequest, NotFound, Violation
+from service.core.settings import Settings
+from service.dns.names import BadName, normalize_name
+from service.registry import zones
+from service.registry.clients import Principal
 
 logger = logging.getLogger(__name__)
 

@@ -22,14 +22,16 @@ from sqlmodel import Session, select
 
 from db.models import Request, RequestStatus, Scope, Step, Zone, utcnow
 from db.schemas import ChangeIn, ChangeSetIn, PlannedChange, RecordCreate, RecordReplace
-from service import changes, quotas, tracker, zones
-from service.clients import Principal
-from service.dispatch import Dispatcher
-from service.errors import Conflict, DependencyUnavailable, InvalidRequest, RequestRejected, Violation
-from service.names import shown
-from service.payloads import kept_of_refused, parse_json_body, unparsed
-from service.tracker import KafkaOrigin
-from service.validation import violations_from_pydantic
+from service.core.dispatch import Dispatcher
+from service.core.errors import Conflict, DependencyUnavailable, InvalidRequest, RequestRejected, Violation
+from service.dns.names import shown
+from service.dns.validation import violations_from_pydantic
+from service.planning import changes
+from service.registry import quotas, zones
+from service.registry.clients import Principal
+from service.requests import tracker
+from service.requests.payloads import kept_of_refused, parse_json_body, unparsed
+from service.requests.tracker import KafkaOrigin
 
 logger = logging.getLogger(__name__)
 
@@ -271,7 +273,7 @@ def plan_write(
     max_values: int,
     registry: Sequence[Zone] | None = None,
 ) -> list[changes.PlanItem]:
-    """The plan of one write (service/changes.py); ``registry``: the zones, when read already."""
+    """The plan of one write (service/planning/changes.py); ``registry``: the zones, when read already."""
     scope = zones.get_zone(session, asked.zone) if asked.zone is not None else None
     if scope is not None and principal is not None:
         principal.require(Scope.write, [scope.name])
@@ -297,7 +299,7 @@ def write_plan(
 
 
 def charge(session: Session, principal: Principal | None, items: Sequence[changes.PlanItem]) -> None:
-    """QuotaExceeded when the plan passes one of the client's quotas (service/quotas.py)."""
+    """QuotaExceeded when the plan passes one of the client's quotas (service/registry/quotas.py)."""
     if principal is not None and principal.quota.limited:
         added = changes.rrsets_added(items, principal.name)
         quotas.charge(session, principal.name, principal.quota, changes=len(items), added=added)

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from service.desired import Content, DesiredState, Key
-from service.errors import Conflict, InvalidRequest, Violation
-from service.names import is_within
-from service.rdata import to_rdata, value_target
-from service.validation import zone_for_owner
+from service.core.errors import Conflict, InvalidRequest, Violation
+from service.dns.names import is_within
+from service.dns.rdata import to_rdata, value_target
+from service.dns.validation import zone_for_owner
+from service.planning.desired import Content, DesiredState, Key
 
 REVERSE_SUFFIXES = ("in-addr.arpa.", "ip6.arpa.")
 TARGET_TYPES = ("MX", "SRV", "NS")

@@ -22,9 +22,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from db.models import ApiClient, ConsoleSession, Scope, utcnow
-from service.errors import Conflict, Forbidden, InvalidRequest, NotFound, Unauthorized, Violation
-from service.names import BadName, is_within, normalize_name, shown
-from service.quotas import NO_LIMIT, Quota
+from service.core.errors import Conflict, Forbidden, InvalidRequest, NotFound, Unauthorized, Violation
+from service.dns.names import BadName, is_within, normalize_name, shown
+from service.registry.quotas import NO_LIMIT, Quota
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ class Principal:
     name: str
     scopes: frozenset[str]
     zones: tuple[str, ...]
-    quota: Quota = NO_LIMIT  # its limits (service/quotas.py); an admin has none
+    quota: Quota = NO_LIMIT  # its limits (service/registry/quotas.py); an admin has none
 
     @property
     def admin(self) -> bool:

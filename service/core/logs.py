@@ -14,7 +14,7 @@ from typing import Any
 
 from pythonjsonlogger.json import JsonFormatter
 
-from service.context import current_client, current_request_id
+from service.core.context import current_client, current_request_id
 
 
 class ContextFilter(logging.Filter):

@@ -10,7 +10,7 @@ One pass:
   A second message is harmless: the worker applies the current desired state;
 - a request not ended ``request_deadline_s`` after it came is failed with reason ``timeout``;
 - an Idempotency-Key older than ``idempotency_retention_h`` is released;
-- what is past its retention is deleted, in bounded batches (service/retention.py).
+- what is past its retention is deleted, in bounded batches (service/operations/retention.py).
 
 `hostmaster recover` runs one pass; `hostmaster run recovery` runs one every
 ``recovery_interval_s``.
@@ -27,11 +27,12 @@ from sqlalchemy import Engine
 from sqlmodel import Session, col, select, update
 
 from db.models import ChangeStatus, Request, RequestChange, RequestStatus, RRset, RRsetStatus, Step, utcnow
-from service import retention, tracker
-from service.context import bound_request_id
-from service.dispatch import Dispatcher
-from service.errors import DependencyUnavailable
-from service.settings import Settings
+from service.core.context import bound_request_id
+from service.core.dispatch import Dispatcher
+from service.core.errors import DependencyUnavailable
+from service.core.settings import Settings
+from service.operations import retention
+from service.requests import tracker
 
 logger = logging.getLogger(__name__)
 

@@ -36,7 +36,7 @@ from dns.rdtypes.IN.SRV import SRV
 from dns.rdtypes.mxbase import MXBase
 from dns.rdtypes.nsbase import NSBase
 
-from service.names import BadName, normalize_name, shown
+from service.dns.names import BadName, normalize_name, shown
 
 SUPPORTED_TYPES = ("A", "AAAA", "CAA", "CNAME", "MX", "NS", "PTR", "SRV", "TXT")
 TXT_STRING_OCTETS = 255

@@ -29,7 +29,7 @@ from sqlalchemy import func, text
 from sqlmodel import Session, select
 
 from db.models import ApiClient, RRset, RRsetStatus
-from service.errors import Forbidden
+from service.core.errors import Forbidden
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,1 @@
+"""The DNS as Hostmaster speaks it: domain names, record values, and where a name belongs."""
