@@ -52,9 +52,16 @@ def main() -> int:
         default=None,
         help="the API's HOSTMASTER_WRITE_GROUP_MAX (1: every v1 write alone, to measure without group commit)",
     )
+    parser.add_argument(
+        "--no-quotas",
+        action="store_true",
+        help="the API without default quotas (HOSTMASTER_QUOTA_*=none), to measure what counting them costs",
+    )
     args = parser.parse_args()
     budget = Budget(time.perf_counter() + args.budget)
     api_env = {} if args.write_group_max is None else {"HOSTMASTER_WRITE_GROUP_MAX": str(args.write_group_max)}
+    if args.no_quotas:  # the Kafka client is not an admin: its events are counted against its quotas
+        api_env.update(HOSTMASTER_QUOTA_RRSETS="none", HOSTMASTER_QUOTA_CHANGES_PER_DAY="none")
     stack = Stack(
         api_processes=args.api_processes,
         other_zones=tuple(f"{zone}:{peer.KEY}" for zone in peer.ZONES),

@@ -151,13 +151,16 @@ class Zone(ZoneBase, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_type=sa.DateTime(timezone=True))
 
 
+CREATED_AND_EXISTING = "created_by IS NOT NULL AND \"values\" <> '[]'::jsonb"  # an index-only count
+
+
 class RRset(SQLModel, table=True):
     """Desired state of one RRset (owner name + type) in a zone."""
 
     __table_args__ = (
         sa.UniqueConstraint("owner", "rtype", name="uq_rrset_owner_rtype"),
-        # The RRsets a client created, counted against its quota (service/registry/quotas.py).
-        sa.Index("ix_rrset_created_by", "created_by", "status", postgresql_where=sa.text("created_by IS NOT NULL")),
+        # The RRsets a client created that exist, counted against its quota (service/registry/quotas.py).
+        sa.Index("ix_rrset_created_by", "created_by", postgresql_where=sa.text(CREATED_AND_EXISTING)),
     )
 
     id: int | None = Field(default=None, primary_key=True)

@@ -17,7 +17,10 @@ the client's row adds the write's changes to the day's count and returns it — 
 orders a client's concurrent writes, so two cannot both take the last place — and, only when
 the write adds RRsets, a count of the client's RRsets, read after that lock (a new snapshot
 under READ COMMITTED: it sees what the client's other writes committed while it waited).
-A rollback undoes the UPDATE with the rest: nothing is counted for a refused write.
+A rollback undoes the UPDATE with the rest: nothing is counted for a refused write. Many
+writes of one client in one transaction (a batch, a group of v1 writes, Kafka's calls) count
+its RRsets once, in a ``Tally``: the row lock keeps every other transaction of the client out
+until the commit, so the first count plus what each write adds stays exact.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from sqlalchemy import func, text
 from sqlmodel import Session, select
 
-from db.models import ApiClient, RRset, RRsetStatus
+from db.models import CREATED_AND_EXISTING, ApiClient, RRset
 from service.core.errors import Forbidden
 
 
@@ -60,6 +63,14 @@ class QuotaExceeded(Forbidden):
     code = "quota_exceeded"
 
 
+@dataclass
+class Tally:
+    """The RRsets a transaction counted for its client: read at its first write that adds some,
+    then kept up to date by the writes after it (one count per transaction, not per write)."""
+
+    rrsets: int | None = None
+
+
 @dataclass(frozen=True)
 class Usage:
     """What a client uses of its quota now."""
@@ -79,10 +90,13 @@ _COUNT_CHANGES = text(
 )
 
 
-def charge(session: Session, client: str, quota: Quota, *, changes: int, added: int) -> None:
+def charge(
+    session: Session, client: str, quota: Quota, *, changes: int, added: int, tally: Tally | None = None
+) -> None:
     """Count a write of ``changes`` changes that adds ``added`` RRsets to the client's count
     (creates minus deletes of its own) against ``quota``, in the caller's transaction;
-    QuotaExceeded, counting nothing once rolled back, when it passes a limit."""
+    QuotaExceeded, counting nothing once rolled back, when it passes a limit. ``tally``: what
+    this transaction counted already (the caller restores it when it rolls a write back)."""
     if not quota.limited or changes == 0:
         return
     now = datetime.now(UTC)
@@ -98,22 +112,23 @@ def charge(session: Session, client: str, quota: Quota, *, changes: int, added: 
             f"this write holds {changes}. The count starts again at 00:00 UTC, or an admin can raise the quota",
             retry_after_s=max(1, int((resets_at - now).total_seconds()) + 1),
         )
-    if quota.rrsets is not None and added > 0:
-        held = rrsets_of(session, client)
-        if held + added > quota.rrsets:
+    if quota.rrsets is None:
+        return
+    if added > 0 or (tally is not None and tally.rrsets is not None):
+        held = tally.rrsets if tally is not None and tally.rrsets is not None else rrsets_of(session, client)
+        if added > 0 and held + added > quota.rrsets:
             raise QuotaExceeded(
                 f"client {client} may have {quota.rrsets} RRsets and has {held}; this write adds {added}. "
                 "Delete some, or ask an admin to raise the quota"
             )
+        if tally is not None:
+            tally.rrsets = held + added
 
 
 def rrsets_of(session: Session, client: str) -> int:
-    """The RRsets ``client`` created that exist (not being deleted)."""
-    statement = (
-        select(func.count())
-        .select_from(RRset)
-        .where(RRset.created_by == client, RRset.status != RRsetStatus.deleting.value)
-    )
+    """The RRsets ``client`` created that exist in the desired state (not being deleted)."""
+    # The partial index's own predicate, as text, so that the count is read from the index alone.
+    statement = select(func.count()).select_from(RRset).where(RRset.created_by == client, text(CREATED_AND_EXISTING))
     return int(session.exec(statement).one())
 
 

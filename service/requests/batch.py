@@ -46,6 +46,7 @@ from service.core.context import bound_request_id
 from service.core.dispatch import Dispatcher
 from service.core.errors import HostmasterError, InvalidRequest, RequestRejected, Violation
 from service.planning import changes
+from service.registry import quotas
 from service.registry.clients import Principal
 from service.requests import provisioning, tracker
 from service.requests.tracker import KafkaOrigin
@@ -163,10 +164,11 @@ def _accept_group(
     try:
         with Session(engine) as session:
             registry = list(session.exec(select(Zone)).all()) if planning else []
+            tally = quotas.Tally()  # the client's RRsets, counted once for the whole group
             for index, item in planning.items():
                 request = opened[item.write.request_id]
                 with bound_request_id(str(request.id)):
-                    answer = _plan_one(session, item, request, principal, max_values, registry)
+                    answer = _plan_one(session, item, request, principal, max_values, registry, tally)
                 if any(answer.error is fault for fault in _FAULTS):
                     faulty.append(index)
                 answers[index] = answer
@@ -223,30 +225,36 @@ def _plan_one(
     principal: Principal,
     max_values: int,
     registry: Sequence[Zone],
+    tally: quotas.Tally,
 ) -> Answer:
     """Plan and write one write inside a savepoint of the group's transaction. A fault of ours
     (an error that is not the client's) is answered and rolled back to the savepoint; only the
-    database going away fails the group (DBAPIError with the connection lost)."""
+    database going away fails the group (DBAPIError with the connection lost). A write rolled
+    back takes back what it added to ``tally``."""
     savepoint = session.begin_nested()
+    counted = tally.rrsets
     try:
         if item.early_error is not None:
             raise item.early_error
         assert item.asked is not None
         items = provisioning.plan_write(session, item.asked, principal, max_values, registry)
         planned = [plan_item.public() for plan_item in items]
-        provisioning.write_plan(session, request.id, items, principal)
+        provisioning.write_plan(session, request.id, items, principal, tally)
         provisioning.record_acceptance(session, request, items)
     except RequestRejected as exc:
+        tally.rrsets = counted
         savepoint.rollback()
         provisioning.record_rejection(session, request.id, exc, item.stored)
         return Answer(request.id, error=exc)
     except DBAPIError as exc:
         if exc.connection_invalidated:
             raise
+        tally.rrsets = counted
         savepoint.rollback()
         logger.warning("request %s: the database refused a value (%s)", request.id, type(exc.orig).__name__)
         return Answer(request.id, error=UNSTORABLE if isinstance(exc, DataError) else INTERNAL)
     except Exception:
+        tally.rrsets = counted
         savepoint.rollback()
         logger.exception("request %s failed while it was planned", request.id)
         return Answer(request.id, error=INTERNAL)

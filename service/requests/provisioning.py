@@ -291,18 +291,28 @@ def plan_write(
 
 
 def write_plan(
-    session: Session, request_id: uuid.UUID, items: Sequence[changes.PlanItem], principal: Principal | None
+    session: Session,
+    request_id: uuid.UUID,
+    items: Sequence[changes.PlanItem],
+    principal: Principal | None,
+    tally: quotas.Tally | None = None,
 ) -> None:
-    """The plan counted against the client's quotas, then written (caller commits)."""
-    charge(session, principal, items)
+    """The plan counted against the client's quotas, then written (caller commits); ``tally``:
+    what the transaction counted already, when it holds many writes of the client."""
+    charge(session, principal, items, tally)
     changes.commit(session, request_id, items, creator=principal.name if principal else None)
 
 
-def charge(session: Session, principal: Principal | None, items: Sequence[changes.PlanItem]) -> None:
+def charge(
+    session: Session,
+    principal: Principal | None,
+    items: Sequence[changes.PlanItem],
+    tally: quotas.Tally | None = None,
+) -> None:
     """QuotaExceeded when the plan passes one of the client's quotas (service/registry/quotas.py)."""
     if principal is not None and principal.quota.limited:
         added = changes.rrsets_added(items, principal.name)
-        quotas.charge(session, principal.name, principal.quota, changes=len(items), added=added)
+        quotas.charge(session, principal.name, principal.quota, changes=len(items), added=added, tally=tally)
 
 
 def enqueue(engine: Engine, dispatcher: Dispatcher, request_id: uuid.UUID) -> None:

@@ -19,6 +19,7 @@ import pytest
 import uvicorn
 from sqlalchemy import Engine
 
+from db.models import CREATED_AND_EXISTING
 from service.api import health
 from service.app import create_app
 from service.core.settings import Settings, load_settings
@@ -234,3 +235,30 @@ def test_values_longer_than_any_rrset_dns_can_carry_are_refused_unread(
     assert violation["field"] == "values"
     assert "16000 octets" in violation["message"]
     assert parsed == []
+
+
+def test_a_batch_of_a_client_with_quotas_counts_its_rrsets_once_and_from_the_index(
+    api_here: InProcessApi, stack_env: dict[str, str]
+) -> None:
+    label = unique_label("quota")
+    bodies = [{"name": f"h{index}.{label}.{BULK_ZONE}.", "type": "A", "values": ["192.0.2.9"]} for index in range(20)]
+    writes = [{"operation": "record.create", "body": body} for body in bodies]
+    with _client(api_here, stack_env, scopes=("write",)) as writer:  # not an admin: the default quotas hold
+        writer.get("/api/v1/records", params={"limit": 1})
+        with counted(api_here.engine) as count:
+            answer = writer.post("/api/v2/requests:batch", json={"writes": writes})
+        with api_here.engine.connect() as connection:  # what PostgreSQL does for that count
+            plan = (
+                connection.exec_driver_sql(
+                    "EXPLAIN SELECT count(*) FROM rrset WHERE created_by = 'x' AND " + CREATED_AND_EXISTING
+                )
+                .scalars()
+                .all()
+            )
+
+    assert answer.status_code == 200, answer.text
+    assert [result["status"] for result in answer.json()["results"]] == [202] * 20
+    counts = [sql for sql in count.statements if "count(*)" in sql and "rrset.created_by" in sql]
+    assert len(counts) == 1, str(count)  # once for the batch, then kept by each write
+    assert len([sql for sql in count.statements if sql.lstrip().startswith("UPDATE api_client")]) == 20
+    assert any("ix_rrset_created_by" in line for line in plan), plan

@@ -219,3 +219,19 @@ def test_the_default_quota_is_a_setting_and_an_admin_has_none(
     assert answers[2].json()["code"] == "quota_exceeded"
     assert [answer.status_code for answer in mine] == [202, 202, 202]
     assert shown == {"limit": 2, "used": 2}
+
+
+def test_a_batch_stops_exactly_at_the_quota_and_says_so_for_each_write_past_it(
+    stack: httpx.Client, api: Process
+) -> None:
+    name, http = _team(stack, api, max_rrsets=3)
+    label = unique_label("bt")
+    writes = [{"operation": "record.create", "body": _txt(f"{index}.{label}")} for index in range(5)]
+    with http:
+        answer = http.post("/api/v2/requests:batch", json={"writes": writes})
+
+    assert answer.status_code == 200, answer.text
+    results = answer.json()["results"]
+    assert [result["status"] for result in results] == [202, 202, 202, 403, 403]
+    assert {result["body"]["code"] for result in results[3:]} == {"quota_exceeded"}
+    assert stack.get(f"/api/v1/clients/{name}").json()["quota"]["rrsets"] == {"limit": 3, "used": 3}

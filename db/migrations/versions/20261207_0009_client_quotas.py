@@ -47,8 +47,8 @@ def upgrade() -> None:
     op.create_index(
         "ix_rrset_created_by",
         "rrset",
-        ["created_by", "status"],
-        postgresql_where=sa.text("created_by IS NOT NULL"),
+        ["created_by"],
+        postgresql_where=sa.text("created_by IS NOT NULL AND \"values\" <> '[]'::jsonb"),
     )
 
 
