@@ -31,6 +31,7 @@ from service.api.ratelimit import TokenBuckets
 from service.console import install as install_console
 from service.core.dispatch import Dispatcher, make_broker
 from service.core.settings import Settings, get_settings
+from service.registry import quotas
 from service.registry.clients import RecentKeys
 
 
@@ -45,7 +46,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.engine = engine
         app.state.dispatcher = Dispatcher(broker, settings.queue_name)
         app.state.rate_limits = TokenBuckets(settings.rate_limit_per_s, settings.rate_limit_burst)
-        app.state.recent_keys = RecentKeys(settings.auth_cache_s, quota_defaults=settings.quota_defaults)
+        app.state.recent_keys = RecentKeys(settings.auth_cache_s, quota_defaults=quotas.defaults(settings))
         app.state.readiness = Readiness()
         if settings.write_group_max > 1:
             app.state.write_groups = WriteGroups(

@@ -90,7 +90,7 @@ async def update_client(name: ClientName, request: Request, settings: SettingsDe
 
 
 def _detail(session: Session, found: ApiClient, settings: Settings) -> ClientDetail:
-    principal = clients.principal_of(found, settings.quota_defaults)
+    principal = clients.principal_of(found, quotas.defaults(settings))
     use = quotas.usage_of(session, found)
     quota = ClientQuota(
         rrsets=QuotaUse(limit=principal.quota.rrsets, used=use.rrsets),

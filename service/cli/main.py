@@ -139,7 +139,7 @@ def _client_quota(session: Session, args: argparse.Namespace) -> int:
         client = clients.set_quotas(session, name=args.name, quotas=asked)
     else:
         client = clients.get_client(session, args.name)
-    quota = clients.principal_of(client, get_settings().quota_defaults).quota
+    quota = clients.principal_of(client, quotas.defaults(get_settings())).quota
     use = quotas.usage_of(session, client)
 
     def limit(value: int | None, own: int | None) -> str:

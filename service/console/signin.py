@@ -25,6 +25,7 @@ from sqlmodel import Session
 from service.api.auth import admit, authenticate
 from service.console import sessions
 from service.core.errors import Forbidden
+from service.registry import quotas
 from service.registry.clients import Principal
 
 COOKIE = "hostmaster_console"
@@ -42,7 +43,7 @@ async def principal_of(request: Request) -> Principal:
     if not token:
         raise SignInNeeded
     engine = request.app.state.engine
-    defaults = request.app.state.settings.quota_defaults
+    defaults = quotas.defaults(request.app.state.settings)
 
     def read() -> Principal | None:
         with Session(engine) as session:

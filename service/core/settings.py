@@ -17,8 +17,6 @@ from urllib.parse import quote, urlsplit, urlunsplit
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from service.registry.quotas import Quota
-
 PROJECT_ROOT = Path(__file__).resolve().parents[2]  # service/core/settings.py
 ENVS_DIR = PROJECT_ROOT / "envs"
 
@@ -301,10 +299,6 @@ class Settings(BaseSettings):
                 f"{', '.join(problems)}. Set each in the environment, as a file of that name "
                 "(lower case) in HOSTMASTER_SECRETS_DIR, or in Vault."
             )
-
-    @property
-    def quota_defaults(self) -> Quota:
-        return Quota(rrsets=self.quota_rrsets, changes_per_day=self.quota_changes_per_day)
 
     @property
     def pepper(self) -> bytes:

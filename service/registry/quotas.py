@@ -33,6 +33,7 @@ from sqlmodel import Session, select
 
 from db.models import CREATED_AND_EXISTING, ApiClient, RRset
 from service.core.errors import Forbidden
+from service.core.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,11 @@ class Quota:
 
 
 NO_LIMIT = Quota()
+
+
+def defaults(settings: Settings) -> Quota:
+    """The service's quotas, for a client that has none of its own."""
+    return Quota(rrsets=settings.quota_rrsets, changes_per_day=settings.quota_changes_per_day)
 
 
 class QuotaExceeded(Forbidden):

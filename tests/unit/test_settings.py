@@ -13,6 +13,7 @@ import pytest
 
 from db.models import ApiClient
 from service.core.settings import ENVS_DIR, PROJECT_ROOT, Settings, SettingsError, load_settings
+from service.registry import quotas
 from service.registry.clients import principal_of
 from service.registry.quotas import Quota
 
@@ -294,8 +295,8 @@ def test_a_default_quota_of_none_is_no_limit(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setenv("HOSTMASTER_QUOTA_CHANGES_PER_DAY", "500")
     settings = Settings()
 
-    assert settings.quota_defaults == Quota(rrsets=None, changes_per_day=500)
-    assert settings.quota_defaults.limited
+    assert quotas.defaults(settings) == Quota(rrsets=None, changes_per_day=500)
+    assert quotas.defaults(settings).limited
 
 
 def test_a_client_s_own_quota_wins_over_the_default_and_an_admin_has_none() -> None:
