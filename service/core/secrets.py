@@ -20,6 +20,7 @@ import re
 import threading
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, Protocol
 
 import hvac
@@ -28,7 +29,6 @@ import requests
 from pydantic import SecretStr
 
 from service.core.errors import HostmasterError
-from service.core.settings import Settings
 
 
 class SecretUnavailable(HostmasterError):
@@ -101,6 +101,24 @@ class VaultSecrets:
         return _non_blank(value) if isinstance(value, str) else None
 
 
+class SecretsSettings(Protocol):
+    """What the provider reads of the settings (service/core/settings.py's Settings has it all):
+    this module does not import the settings, which load their own secrets through it."""
+
+    @property
+    def secrets_dir(self) -> Path | None: ...
+    @property
+    def secrets_backends(self) -> Sequence[str]: ...
+    @property
+    def vault_url(self) -> str: ...
+    @property
+    def vault_mount(self) -> str: ...
+    @property
+    def vault_path(self) -> str: ...
+    @property
+    def vault_timeout_s(self) -> float: ...
+
+
 class ChainedSecrets:
     def __init__(self, backends: Sequence[SecretsBackend]) -> None:
         self.backends = list(backends)
@@ -113,7 +131,7 @@ class ChainedSecrets:
         return None
 
 
-def provider(settings: Settings) -> ChainedSecrets:
+def provider(settings: SecretsSettings) -> ChainedSecrets:
     """The back-ends the settings choose, in their order."""
     backends: list[SecretsBackend] = []
     local = ChainedSecrets([EnvironmentSecrets(), FileSecrets(settings.secrets_dir)])
@@ -156,7 +174,7 @@ def tsig_env_name(key_name: str) -> str:
     return "HOSTMASTER_TSIG_SECRET_" + re.sub(r"[^A-Z0-9]+", "_", key_name.rstrip(".").upper()).strip("_")
 
 
-def tsig_secret(settings: Settings, key_name: str) -> SecretStr:
+def tsig_secret(settings: SecretsSettings, key_name: str) -> SecretStr:
     """The secret of TSIG key ``key_name``, from the back-ends the settings choose."""
     chain = provider(settings)
     file_name = key_name.rstrip(".")

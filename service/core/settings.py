@@ -17,6 +17,8 @@ from urllib.parse import quote, urlsplit, urlunsplit
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from service.core.secrets import SecretUnavailable, provider
+
 PROJECT_ROOT = Path(__file__).resolve().parents[2]  # service/core/settings.py
 ENVS_DIR = PROJECT_ROOT / "envs"
 
@@ -358,8 +360,6 @@ def load_settings() -> Settings:
 
 def _fill_from_vault(settings: Settings) -> None:
     """The passwords and the pepper not set locally, from Vault."""
-    from service.core.secrets import SecretUnavailable, provider  # the provider needs the settings first
-
     try:
         chain = provider(settings)
         for name in SECRET_FIELDS:
