@@ -25,24 +25,12 @@ from service.dns.names import UNDERSCORE_OWNER_TYPES, BadName, normalize_name, s
 from service.dns.rdata import SUPPORTED_TYPES, BadValue, normalize_value, value_target
 from service.dns.validation import zone_for_owner
 from service.planning import ptr, rules
-from service.planning.desired import Content, DesiredState, Key
+from service.planning.desired import Content, DesiredState, Key, Operation
 from service.registry.clients import Principal
 
 MAX_VALUES = 100
 MIN_RRSETS_FOR_GUARD = 10
 LOCK_NOT_AVAILABLE, DEADLOCK_DETECTED = "55P03", "40P01"  # PostgreSQL error codes
-
-
-@dataclass(frozen=True)
-class Operation:
-    field: str  # where the operation sits in the body, for violations: "changes[3]." or ""
-    op: str
-    zone: Zone
-    owner: str
-    rtype: str
-    ttl: int | None
-    values: tuple[str, ...]
-    ptr: bool | None
 
 
 @dataclass

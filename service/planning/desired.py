@@ -19,6 +19,20 @@ Key = tuple[str, str]  # (owner, type)
 
 
 @dataclass(frozen=True)
+class Operation:
+    """One operation of a change set, parsed: what it asks of the desired state."""
+
+    field: str  # where the operation sits in the body, for violations: "changes[3]." or ""
+    op: str
+    zone: Zone
+    owner: str
+    rtype: str
+    ttl: int | None
+    values: tuple[str, ...]
+    ptr: bool | None
+
+
+@dataclass(frozen=True)
 class Content:
     """What an RRset holds: its TTL and its normalised values (sorted, none twice)."""
 

@@ -9,16 +9,12 @@ A PTR that holds other names keeps them: only the owner is added or taken away.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 import dns.reversename
 
 from db.models import Zone
 from service.dns.validation import zone_for_owner
-from service.planning.desired import Content, DesiredState, Key
-
-if TYPE_CHECKING:
-    from service.planning.changes import Operation
+from service.planning.desired import Content, DesiredState, Key, Operation
 
 REVERSE_SUFFIXES = ("in-addr.arpa.", "ip6.arpa.")
 

@@ -16,7 +16,7 @@ from db.models import DriftPolicy, RRset, RRsetStatus, Zone
 from db.schemas import ChangeIn, Operation
 from service.core.errors import InvalidRequest
 from service.dns.validation import zone_for_owner
-from service.planning import changes
+from service.planning import changes, desired
 from service.planning.desired import Content, DesiredState
 
 EXAMPLE = "example.test."
@@ -154,7 +154,7 @@ def plan_v1(desired: DesiredState, sent: ChangeIn) -> list[changes.PlanItem]:
     return changes.plan_operations(operations, desired, field_of=v1_field, force=False, single=True)
 
 
-def parse_v2(*sent: ChangeIn, scope: str | None = EXAMPLE) -> list[changes.Operation]:
+def parse_v2(*sent: ChangeIn, scope: str | None = EXAMPLE) -> list[desired.Operation]:
     desired = state()
     return changes.parse(list(sent), list(desired.zones.values()), scope_zone(desired, scope), v2_field)
 
