@@ -363,17 +363,18 @@ def _zone_list(session: Session, args: argparse.Namespace) -> int:
     return 0
 
 
+_PACKAGE = {"worker": "workers", "consumer": "consumer"}
+
+
 def _run(args: argparse.Namespace, rest: list[str]) -> int:
     settings = get_settings()
     if args.process == "recovery":
         return _run_recovery(settings)
-    if args.process == "consumer":
-        from consumer.__main__ import main as consumer_main
-
-        return consumer_main()
-    if args.process == "worker":
+    if args.process in ("worker", "consumer"):  # each its package's entry point, under the supervisor
         configure_logging("supervisor", settings.log_level)
-        return supervise([sys.executable, "-m", "workers", *rest], name="worker")
+        command = [sys.executable, "-m", _PACKAGE[args.process], *rest]
+        final = frozenset({2}) if args.process == "consumer" else frozenset()  # 2: its configuration is wrong
+        return supervise(command, name=args.process, final=final)
     import uvicorn
 
     uvicorn.run(

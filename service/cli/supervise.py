@@ -4,7 +4,11 @@ Dramatiq's master exits when one of its worker processes dies (SIGKILL, out of m
 messages are redelivered, but nothing would take them. `hostmaster run worker` runs the
 worker under this supervisor: an exit that was not asked for is followed by a restart, after
 a pause that doubles up to 30 s while the process keeps dying young. SIGTERM or SIGINT are
-passed on, and the supervisor ends when the process has.
+passed on, and the supervisor ends when the process has. `hostmaster run consumer` runs the
+Kafka consumer the same way; its exit code 2 says its configuration is wrong (no key, a setting
+that does not parse), which starting it again cannot mend: the supervisor ends with it, after
+the process said why. (The worker's 2 is Dramatiq's for an import that failed, which a broker
+not up yet can cause: the worker is started again.)
 """
 
 from __future__ import annotations
@@ -23,7 +27,10 @@ MAX_PAUSE_S = 30.0
 HEALTHY_AFTER_S = 60.0  # a process that lived this long starts the pauses over
 
 
-def supervise(command: Sequence[str], *, name: str, stop_timeout_s: float = 30.0) -> int:
+def supervise(
+    command: Sequence[str], *, name: str, stop_timeout_s: float = 30.0, final: frozenset[int] = frozenset()
+) -> int:
+    """Run ``command`` until asked to stop; an exit code in ``final`` ends the supervisor with it."""
     stop = threading.Event()
     child: subprocess.Popen[bytes] | None = None
 
@@ -43,6 +50,9 @@ def supervise(command: Sequence[str], *, name: str, stop_timeout_s: float = 30.0
         if stop.is_set():
             logger.info("%s stopped (exit %d)", name, code)
             return 0
+        if code in final:
+            logger.error("%s exited with %d: its configuration is wrong; not starting it again", name, code)
+            return code
         lived = time.monotonic() - started
         pause = 1.0 if lived > HEALTHY_AFTER_S else min(MAX_PAUSE_S, pause * 2)
         logger.error(

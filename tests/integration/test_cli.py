@@ -53,3 +53,12 @@ def test_requests_list_filters_by_status_newest_first(stack: httpx.Client, stack
     listed = [json.loads(line) for line in result.stdout.splitlines()]
     assert listed[0]["request_id"] == refused.json()["request_id"]
     assert {item["status"] for item in listed} == {"rejected"}
+
+
+def test_run_consumer_without_a_key_says_so_and_is_not_started_again(stack_env: dict[str, str]) -> None:
+    env = {key: value for key, value in stack_env.items() if key != "HOSTMASTER_CONSUMER_API_KEY"}
+    result = hostmaster(env, "run", "consumer")
+
+    assert result.returncode == 2
+    assert "no API key: set HOSTMASTER_CONSUMER_API_KEY" in result.stderr
+    assert "not starting it again" in result.stderr
