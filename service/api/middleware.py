@@ -7,8 +7,9 @@ import time
 import uuid
 
 from starlette.datastructures import MutableHeaders
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
+from service.api.asgi import HttpMiddleware
 from service.api.problems import problem
 from service.core.context import bound_request_id, parse_request_id
 
@@ -17,16 +18,10 @@ logger = logging.getLogger("service.api.access")
 HEADER = "x-request-id"
 
 
-class RequestIdMiddleware:
+class RequestIdMiddleware(HttpMiddleware):
     """Takes X-Request-ID when it is a UUID (or makes one), binds it for the log lines, returns it."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         given = None
         for name, value in scope["headers"]:
             if name == b"x-request-id":
