@@ -29,10 +29,9 @@ from sqlmodel import Session, col, select, update
 from db.models import ChangeStatus, Request, RequestChange, RequestStatus, RRset, RRsetStatus, Step, utcnow
 from service.core.context import bound_request_id
 from service.core.dispatch import Dispatcher
-from service.core.errors import DependencyUnavailable
 from service.core.settings import Settings
 from service.operations import retention
-from service.requests import tracker
+from service.requests import provisioning, tracker
 
 logger = logging.getLogger(__name__)
 
@@ -117,15 +116,7 @@ def _requeue(engine: Engine, dispatcher: Dispatcher, request_id: uuid.UUID, seen
         session.add(request)
         tracker.add_event(session, request.id, Step.requeued, COMPONENT, was=seen.value)
         session.commit()
-    try:
-        dispatcher.enqueue_apply(request_id)
-    except DependencyUnavailable as exc:
-        logger.warning("request %s stays queued: %s", request_id, exc.detail)
-        with Session(engine) as session:
-            tracker.add_event(session, request_id, Step.enqueue_failed, COMPONENT, reason=exc.detail)
-            session.commit()
-        return 0
-    return 1
+    return 1 if provisioning.enqueue(engine, dispatcher, request_id, COMPONENT) else 0
 
 
 def _end(engine: Engine, request_id: uuid.UUID, code: str, detail: str) -> int:

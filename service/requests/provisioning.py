@@ -315,16 +315,18 @@ def charge(
         quotas.charge(session, principal.name, principal.quota, changes=len(items), added=added, tally=tally)
 
 
-def enqueue(engine: Engine, dispatcher: Dispatcher, request_id: uuid.UUID) -> None:
+def enqueue(engine: Engine, dispatcher: Dispatcher, request_id: uuid.UUID, component: str = COMPONENT) -> bool:
+    """Send the request's message; True when it left. With the broker down the request stays
+    queued, visibly (an ``enqueue_failed`` step), and the recovery job sends it again."""
     try:
         dispatcher.enqueue_apply(request_id)
     except DependencyUnavailable as exc:
-        # The desired state and the tracker are committed; the request stays queued and
-        # is visible as such. Re-enqueueing it is the recovery job's work.
         logger.error("request %s stays queued: %s", request_id, exc.detail)
         with Session(engine) as session:
-            tracker.add_event(session, request_id, Step.enqueue_failed, COMPONENT, reason=exc.detail)
+            tracker.add_event(session, request_id, Step.enqueue_failed, component, reason=exc.detail)
             session.commit()
+        return False
+    return True
 
 
 def _model(model: type[Any], payload: Any) -> Any:
