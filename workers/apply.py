@@ -220,16 +220,27 @@ def _record_failed_attempt(session: Session, request: Request, attempt: Attempt,
                 row.status, row.updated_at = RRsetStatus.error, utcnow()
                 session.add(row)
         detail = f"gave up after {attempt.number} attempts: {reason}"
-        tracker.set_status(session, request, RequestStatus.failed, error_code="retries_exhausted", error_detail=detail)
-        tracker.add_event(session, request.id, Step.failed, COMPONENT, code="retries_exhausted", reason=detail)
+        tracker.move(
+            session,
+            request,
+            RequestStatus.failed,
+            Step.failed,
+            COMPONENT,
+            error_code="retries_exhausted",
+            error_detail=detail,
+            code="retries_exhausted",
+            reason=detail,
+        )
     else:
         request.attempts = attempt.number
-        tracker.set_status(session, request, RequestStatus.retrying, error_code=code, error_detail=reason)
-        tracker.add_event(
+        tracker.move(
             session,
-            request.id,
+            request,
+            RequestStatus.retrying,
             Step.retry_scheduled,
             COMPONENT,
+            error_code=code,
+            error_detail=reason,
             code=code,
             reason=reason,
             attempt=attempt.number,

@@ -106,10 +106,9 @@ def _reopen(engine: Engine, request_id: uuid.UUID) -> None:
             if change.status == ChangeStatus.failed:
                 change.status, change.error_code, change.error_detail = ChangeStatus.pending, None, None
                 session.add(change)
-        tracker.set_status(session, request, RequestStatus.queued)
         request.error_code = request.error_detail = None
         request.announced_at = None  # its new end is a new result on the results topic
-        tracker.add_event(session, request_id, Step.redriven, COMPONENT, attempts_before=request.attempts)
+        tracker.move(session, request, RequestStatus.queued, Step.redriven, COMPONENT, attempts_before=request.attempts)
         session.commit()
 
 

@@ -141,8 +141,17 @@ def _end(engine: Engine, request_id: uuid.UUID, code: str, detail: str) -> int:
             if row is not None:
                 row.status = RRsetStatus.error
                 session.add(row)
-        tracker.set_status(session, request, RequestStatus.failed, error_code=code, error_detail=detail)
+        tracker.move(
+            session,
+            request,
+            RequestStatus.failed,
+            Step.failed,
+            COMPONENT,
+            error_code=code,
+            error_detail=detail,
+            code=code,
+            reason=detail,
+        )
         request.idempotency_key = None if code == "abandoned" else request.idempotency_key
-        tracker.add_event(session, request.id, Step.failed, COMPONENT, code=code, reason=detail)
         session.commit()
     return 1

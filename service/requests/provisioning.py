@@ -228,15 +228,17 @@ def earlier_request(
             return None
         if found.status == RequestStatus.received and age > window.abandon_after:
             # Its process died between the tracker row and the plan: nothing was changed.
-            tracker.set_status(
+            found.idempotency_key = None
+            tracker.move(
                 session,
                 found,
                 RequestStatus.failed,
+                Step.failed,
+                COMPONENT,
                 error_code="abandoned",
                 error_detail="the API stopped before this request was planned; it was sent again",
+                code="abandoned",
             )
-            found.idempotency_key = None
-            tracker.add_event(session, found.id, Step.failed, COMPONENT, code="abandoned")
             session.commit()
             return None
         if found.payload_hash != payload_hash:
@@ -341,15 +343,17 @@ def fail_unexpectedly(engine: Engine, request_id: uuid.UUID) -> None:
     try:
         with Session(engine) as session:
             request = tracker.get_request(session, request_id)
-            tracker.set_status(
+            request.idempotency_key = None  # nothing was changed: the same request may be sent again
+            tracker.move(
                 session,
                 request,
                 RequestStatus.failed,
+                Step.failed,
+                COMPONENT,
                 error_code="internal",
                 error_detail="Hostmaster failed while validating the request; quote the request id to support",
+                code="internal",
             )
-            request.idempotency_key = None  # nothing was changed: the same request may be sent again
-            tracker.add_event(session, request_id, Step.failed, COMPONENT, code="internal")
             session.commit()
     except Exception:
         logger.exception("could not record the failure of request %s", request_id)

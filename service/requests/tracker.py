@@ -304,6 +304,22 @@ def set_status(
     session.add(request)
 
 
+def move(
+    session: Session,
+    request: Request,
+    status: RequestStatus,
+    step: Step,
+    component: str,
+    *,
+    error_code: str | None = None,
+    error_detail: str | None = None,
+    **detail: Any,
+) -> None:
+    """The request moves to ``status`` with the step that says so, in the caller's transaction."""
+    set_status(session, request, status, error_code=error_code, error_detail=error_detail)
+    add_event(session, request.id, step, component, **detail)
+
+
 def get_request(session: Session, request_id: uuid.UUID, *, for_update: bool = False) -> Request:
     statement = select(Request).where(Request.id == request_id)
     if for_update:
