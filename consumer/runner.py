@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import threading
 import time
 import uuid
@@ -30,6 +29,7 @@ from tenacity import Retrying, retry_if_exception_type, stop_when_event_set, wai
 from consumer import metrics
 from consumer.api import ApiClient, Decision, Stopping
 from consumer.contract import BadEvent, Call, Event, call_for, decode, write_for
+from db.schemas import IDEMPOTENCY_KEY
 from service.core import kafka_clients
 from service.core.context import bound_request_id, parse_request_id
 from service.core.settings import Settings
@@ -38,7 +38,6 @@ logger = logging.getLogger(__name__)
 
 TERMINAL = ("succeeded", "failed", "rejected")
 DLQ_VALUE_LIMIT = 64 * 1024  # an oversize value is cut to this in its dead letter
-_HEADER_KEY = re.compile(r"[\x21-\x7e]{1,255}")  # the whole value (fullmatch): `$` lets a trailing newline by
 
 
 @dataclass
@@ -220,7 +219,7 @@ class Runner:
                 return None
             key_header = headers.get("idempotency-key")
             idempotency_key = key_header.decode("latin-1") if key_header else (event.event_id or where)
-            if not _HEADER_KEY.fullmatch(idempotency_key):
+            if not IDEMPOTENCY_KEY.fullmatch(idempotency_key):
                 reason = "the idempotency-key header is not 1 to 255 printable ASCII characters"
                 self.dead_letter(record, "invalid_header", reason, request_id)
                 return None

@@ -16,6 +16,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
 MAX_TTL = 2**31 - 1  # RFC 2181 §8
+MAX_VALUES = 100  # values in one RRset, unless HOSTMASTER_MAX_VALUES says otherwise
 
 
 def utcnow() -> datetime:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import datetime
 from typing import Any, Literal
@@ -12,6 +13,9 @@ from sqlmodel import Field, SQLModel
 from db.models import MAX_TTL, DifferenceKind, DriftPolicy, ReconcilePolicy, ReconcileStatus, ReconcileTrigger, ZoneBase
 
 Operation = Literal["create", "upsert", "delete", "add", "remove"]
+# An Idempotency-Key (header, batch field, Kafka header): 1 to 255 printable ASCII characters, the
+# whole value — match with fullmatch, since `$` would let a trailing newline through.
+IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")
 
 _NAME = "Owner name, absolute (the trailing dot is optional)."
 _VALUES = (
@@ -558,7 +562,7 @@ class BatchWriteIn(_Strict):
         min_length=1,
         max_length=255,
         description="As `Idempotency-Key`.",
-        schema_extra={"pattern": r"^[\x21-\x7e]+$"},
+        schema_extra={"pattern": r"^[\x21-\x7e]+$"},  # IDEMPOTENCY_KEY's
     )
     request_id: uuid.UUID | None = Field(default=None, description="As `X-Request-ID`; a new one when absent.")
     kafka: KafkaOriginIn | None = Field(default=None, description="As `X-Kafka-Topic`/`-Partition`/`-Offset`.")

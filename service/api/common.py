@@ -10,7 +10,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from db.schemas import Problem, RequestAccepted
+from db.schemas import IDEMPOTENCY_KEY, Problem, RequestAccepted
 from service.api.groups import Pending, WriteGroups
 from service.core.dispatch import Dispatcher
 from service.core.errors import InvalidRequest, PayloadTooLarge, Violation
@@ -147,7 +147,6 @@ def key_window(settings: Settings) -> provisioning.KeyWindow:
 
 
 # Whole values only (fullmatch): `$` alone would let a trailing newline through.
-_KEY = re.compile(r"[\x21-\x7e]{1,255}")
 _TOPIC = re.compile(r"[A-Za-z0-9._-]{1,249}")
 _NUMBER = re.compile(r"[0-9]{1,18}")  # not str.isdigit(), which takes "²" and other digits int() refuses
 
@@ -157,7 +156,7 @@ def _idempotency_key(request: Request) -> str | None:
     key = request.headers.get("idempotency-key")
     if key is None:
         return None
-    if not _KEY.fullmatch(key):
+    if not IDEMPOTENCY_KEY.fullmatch(key):
         raise InvalidRequest([Violation("Idempotency-Key", "use 1 to 255 printable ASCII characters, no spaces")])
     return key
 

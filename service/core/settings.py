@@ -17,6 +17,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from db.models import MAX_VALUES
 from service.core.secrets import SecretUnavailable, provider
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]  # service/core/settings.py
@@ -111,7 +112,7 @@ class Settings(BaseSettings):
     # Limits.
     rate_limit_per_s: float = Field(default=50.0, gt=0, description="Requests a second per API client, on average.")
     rate_limit_burst: int = Field(default=100, ge=1, description="Requests an API client may send at once.")
-    max_values: int = Field(default=100, ge=1, le=1000, description="Values in one RRset.")
+    max_values: int = Field(default=MAX_VALUES, ge=1, le=1000, description="Values in one RRset.")
     auth_cache_s: float = Field(
         default=1.0,
         ge=0,

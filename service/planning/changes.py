@@ -17,7 +17,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session, col, select
 
-from db.models import MAX_TTL, ChangeAction, ChangeStatus, RRset, RRsetStatus, Scope, Zone, utcnow
+from db.models import MAX_TTL, MAX_VALUES, ChangeAction, ChangeStatus, RRset, RRsetStatus, Scope, Zone, utcnow
 from db.schemas import ChangeIn, PlannedChange
 from db.unnest import columns
 from service.core.errors import Conflict, InvalidRequest, NotFound, Violation
@@ -28,7 +28,6 @@ from service.planning import ptr, rules
 from service.planning.desired import Content, DesiredState, Key, Operation
 from service.registry.clients import Principal
 
-MAX_VALUES = 100
 MIN_RRSETS_FOR_GUARD = 10
 LOCK_NOT_AVAILABLE, DEADLOCK_DETECTED = "55P03", "40P01"  # PostgreSQL error codes
 

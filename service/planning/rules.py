@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+from db.models import MAX_VALUES
 from service.core.errors import Conflict, InvalidRequest, Violation
 from service.dns.names import is_within
 from service.dns.rdata import to_rdata, value_target
@@ -16,7 +17,6 @@ from service.planning.desired import Content, DesiredState, Key
 
 REVERSE_SUFFIXES = ("in-addr.arpa.", "ip6.arpa.")
 TARGET_TYPES = ("MX", "SRV", "NS")
-MAX_VALUES = 100
 MAX_RRSET_OCTETS = 16_000  # an RRset travels twice in an UPDATE (prerequisite and add), under 65,535
 # The most text an RRset's values may hold before they are parsed: \ddd writes an octet in 4
 # characters, and quotes and spaces are fewer than one per octet; longer input is refused unread.

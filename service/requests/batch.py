@@ -41,11 +41,10 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import DataError, DBAPIError
 from sqlmodel import Session, col, select
 
-from db.models import Request, RequestStatus, Zone
+from db.models import MAX_VALUES, Request, RequestStatus, Zone
 from service.core.context import bound_request_id
 from service.core.dispatch import Dispatcher
 from service.core.errors import HostmasterError, InvalidRequest, RequestRejected, Violation
-from service.planning import changes
 from service.registry import quotas
 from service.registry.clients import Principal
 from service.requests import provisioning, tracker
@@ -102,7 +101,7 @@ def submit_many(
     writes: Sequence[Write],
     principal: Principal,
     max_changes: int,
-    max_values: int = changes.MAX_VALUES,
+    max_values: int = MAX_VALUES,
     key_window: provisioning.KeyWindow,
 ) -> list[Answer]:
     """Accept each of ``writes`` as its single call would, in order; the answers, in order.

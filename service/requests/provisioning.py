@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
-from db.models import Request, RequestStatus, Scope, Step, Zone, utcnow
+from db.models import MAX_VALUES, Request, RequestStatus, Scope, Step, Zone, utcnow
 from db.schemas import ChangeIn, ChangeSetIn, PlannedChange, RecordCreate, RecordReplace
 from service.core.dispatch import Dispatcher
 from service.core.errors import Conflict, DependencyUnavailable, InvalidRequest, RequestRejected, Violation
@@ -112,7 +112,7 @@ def submit(
     parser: Parser,
     operation: str,
     max_changes: int,
-    max_values: int = changes.MAX_VALUES,
+    max_values: int = MAX_VALUES,
     target: dict[str, str] | None = None,
     principal: Principal | None = None,
     idempotency_key: str | None = None,
