@@ -138,7 +138,7 @@ def submit(
         stored = {**stored, "target": target}
     client = principal.name if principal else None
     payload_hash = hash_of(operation, stored) if idempotency_key else None
-    if idempotency_key and (earlier := earlier_request(engine, client, idempotency_key, payload_hash, key_window)):
+    if idempotency_key and (earlier := reuse_of_key(engine, client, idempotency_key, payload_hash, key_window)):
         if earlier.request is not None and earlier.request.status == RequestStatus.queued:
             enqueue(engine, dispatcher, earlier.request.id)  # its message may never have left: send it again
         return earlier
@@ -155,7 +155,7 @@ def submit(
             origin=origin,
         )
     except tracker.RepeatedRequest:  # the same key, sent twice at once: the other one won
-        earlier = earlier_request(engine, client, idempotency_key or "", payload_hash, key_window)
+        earlier = reuse_of_key(engine, client, idempotency_key or "", payload_hash, key_window)
         assert earlier is not None
         return earlier
     with Session(engine) as session:
@@ -212,10 +212,13 @@ def hash_of(operation: str, stored: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode("utf-8", errors="backslashreplace")).hexdigest()
 
 
-def earlier_request(
+def reuse_of_key(
     engine: Engine, client: str | None, key: str, payload_hash: str | None, window: KeyWindow
 ) -> Outcome | None:
-    """The request this client made with ``key``: the same body gives it back, another is a 409."""
+    """The earlier request this client made with ``key``, to answer with again (the same body), or a
+    409 (another body); None when the key is free. Not only a lookup: a key past its retention is
+    released, and a request its API left unplanned is ended as abandoned — each committed here —
+    after which the key is free."""
     with Session(engine) as session:
         found = session.exec(select(Request).where(Request.client == client, Request.idempotency_key == key)).first()
         if found is None:
@@ -254,12 +257,12 @@ def earlier_request(
                 code="idempotency_key_in_flight",
                 retry_after_s=2,
             )
-        changes = [
+        planned = [
             PlannedChange.model_validate(change.model_dump(exclude={"status", "error_code", "error_detail"}))
             for change in tracker.change_list(session, found.id)
         ]
         session.expunge(found)
-        return Outcome(found, changes, repeated=True)
+        return Outcome(found, planned, repeated=True)
 
 
 def storable_payload(payload: Any, body: bytes | None) -> dict[str, Any]:
