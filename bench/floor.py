@@ -16,7 +16,7 @@ four layers, each measured on its own:
 - ``queue``: and the message published to RabbitMQ with a publisher confirm, through
   Dramatiq's RabbitmqBroker, as service/core/dispatch.py does;
 - ``grouped``: ``queue``, with the writes one process holds at once sharing the opening
-  statement, one transaction (a SAVEPOINT each) and its COMMIT, as service/api/groups.py does.
+  statement, one transaction (a SAVEPOINT each) and its COMMIT, as service/requests/groups.py does.
 
 Nothing reads the queue and no worker runs, so every core is the API's and PostgreSQL's: the
 figures bound from above what Hostmaster's ingest at saturation can reach on this machine with

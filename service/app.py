@@ -22,7 +22,6 @@ from service.api import (
     zones,
 )
 from service.api.common import install_body_schemas, key_window
-from service.api.groups import WriteGroups
 from service.api.headers import SecurityHeadersMiddleware
 from service.api.health import Readiness
 from service.api.instrument import HttpMetricsMiddleware
@@ -33,6 +32,7 @@ from service.core.dispatch import Dispatcher, make_broker
 from service.core.settings import Settings, get_settings
 from service.registry import quotas
 from service.registry.clients import RecentKeys
+from service.requests.groups import WriteGroups
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

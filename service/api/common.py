@@ -11,13 +11,13 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from db.schemas import IDEMPOTENCY_KEY, Problem, RequestAccepted
-from service.api.groups import Pending, WriteGroups
 from service.core.dispatch import Dispatcher
 from service.core.errors import InvalidRequest, PayloadTooLarge, Violation
 from service.core.settings import Settings
 from service.dns.validation import violations_from_pydantic
 from service.registry.clients import Principal
 from service.requests import provisioning
+from service.requests.groups import Pending, WriteGroups
 from service.requests.payloads import parse_json_body
 from service.requests.tracker import KafkaOrigin
 

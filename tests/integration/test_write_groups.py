@@ -1,4 +1,4 @@
-"""Group commit (service/api/groups.py): v1 writes that arrive at one API process together are
+"""Group commit (service/requests/groups.py): v1 writes that arrive at one API process together are
 accepted in one transaction, and each is still answered as its single call would be.
 
 The writes are handed to the process's WriteGroups all at once (asyncio.gather), against the
@@ -21,13 +21,13 @@ from sqlmodel import Session
 
 from db.engine import make_engine
 from service.api.common import key_window
-from service.api.groups import Pending, WriteGroups
 from service.core.dispatch import Dispatcher, make_broker
 from service.core.errors import Conflict, Forbidden, HostmasterError, InvalidRequest, NotFound
 from service.core.settings import load_settings
 from service.registry import clients
 from service.registry.clients import Principal
 from service.requests import provisioning
+from service.requests.groups import Pending, WriteGroups
 from tests.conftest import BULK_ZONE, ZONE, Bind, make_client, unique_label, wait_for_terminal
 from tests.integration.dns_helpers import served, texts
 from tests.sqlcount import counted
