@@ -21,7 +21,7 @@ from service.api import (
     records,
     zones,
 )
-from service.api.common import install_body_schemas, key_window
+from service.api.common import install_body_schemas
 from service.api.headers import SecurityHeadersMiddleware
 from service.api.health import Readiness
 from service.api.instrument import HttpMetricsMiddleware
@@ -32,7 +32,7 @@ from service.core.dispatch import Dispatcher, make_broker
 from service.core.settings import Settings, get_settings
 from service.registry import quotas
 from service.registry.clients import RecentKeys
-from service.requests.groups import WriteGroups
+from service.requests.intake import Intake
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -48,15 +48,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.rate_limits = TokenBuckets(settings.rate_limit_per_s, settings.rate_limit_burst)
         app.state.recent_keys = RecentKeys(settings.auth_cache_s, quota_defaults=quotas.defaults(settings))
         app.state.readiness = Readiness()
-        if settings.write_group_max > 1:
-            app.state.write_groups = WriteGroups(
-                engine=engine,
-                dispatcher=app.state.dispatcher,
-                max_changes=settings.max_changes,
-                max_values=settings.max_values,
-                key_window=key_window(settings),
-                max_group=settings.write_group_max,
-            )
+        app.state.intake = Intake.of(engine, app.state.dispatcher, settings)
         try:
             yield
         finally:

@@ -5,18 +5,18 @@ from __future__ import annotations
 import uuid
 
 from fastapi import APIRouter, Request
-from fastapi.concurrency import run_in_threadpool
 
 from db.schemas import BatchAnswer, BatchIn, BatchOut, BatchWriteIn
 from service.api.auth import ClientDep
-from service.api.common import accepted, json_body, key_window, problems, read_model
-from service.api.deps import DispatcherDep, SettingsDep
+from service.api.common import accepted, json_body, problems, read_model
+from service.api.deps import SettingsDep
 from service.api.problems import answer_of
 from service.api.ratelimit import TokenBuckets, retry_after
 from service.core.context import bound_request_id
 from service.core.errors import InvalidRequest, RateLimited, Violation
 from service.core.settings import Settings
 from service.requests import batch, provisioning
+from service.requests.intake import Intake
 from service.requests.tracker import KafkaOrigin
 
 router = APIRouter(prefix="/api/v2", tags=["change sets (v2)"], responses=problems(401, 403, 429, 503))
@@ -34,24 +34,15 @@ router = APIRouter(prefix="/api/v2", tags=["change sets (v2)"], responses=proble
         "never for the batch, in the order given. The answer lists each write's status code and body."
     ),
 )
-async def post_batch(request: Request, dispatcher: DispatcherDep, settings: SettingsDep, client: ClientDep) -> BatchOut:
+async def post_batch(request: Request, settings: SettingsDep, client: ClientDep) -> BatchOut:
     asked = await read_model(request, BatchIn, settings)
     if len(asked.writes) > settings.max_batch_writes:
         limit = settings.max_batch_writes
         raise InvalidRequest([Violation("writes", f"holds {len(asked.writes)} writes; the limit is {limit}")])
     _take_the_rest(request.app.state.rate_limits, client.name, len(asked.writes), settings)
     writes = [_write(item, index) for index, item in enumerate(asked.writes)]
-    answers = await run_in_threadpool(
-        lambda: batch.submit_many(
-            engine=request.app.state.engine,
-            dispatcher=dispatcher,
-            writes=writes,
-            principal=client,
-            max_changes=settings.max_changes,
-            max_values=settings.max_values,
-            key_window=key_window(settings),
-        )
-    )
+    intake: Intake = request.app.state.intake
+    answers = await intake.accept_batch(client, writes)
     return BatchOut(results=[_answer(request, answer) for answer in answers])
 
 

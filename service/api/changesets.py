@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from db.schemas import ChangeSetIn, Plan, RequestAccepted
 from service.api.auth import ClientDep
 from service.api.common import accepted_response, json_body, problems, submit
-from service.api.deps import DispatcherDep, SettingsDep
+from service.api.deps import SettingsDep
 from service.requests import provisioning
 
 router = APIRouter(prefix="/api/v2", tags=["change sets (v2)"], responses=problems(401, 403, 429, 503))
@@ -31,14 +31,12 @@ async def post_changes(
     zone: Annotated[str, Path(max_length=255, description="The zone every change belongs to.")],
     request: Request,
     response: Response,
-    dispatcher: DispatcherDep,
     settings: SettingsDep,
     client: ClientDep,
 ) -> Response:
     outcome = await submit(
         request,
         response,
-        dispatcher=dispatcher,
         settings=settings,
         parser=provisioning.change_set(zone),
         operation="changeset",

@@ -3,21 +3,19 @@
 from __future__ import annotations
 
 import re
-from datetime import timedelta
 from typing import Any, TypeVar
 
 from fastapi import FastAPI, Request, Response
-from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from db.schemas import IDEMPOTENCY_KEY, Problem, RequestAccepted
-from service.core.dispatch import Dispatcher
 from service.core.errors import InvalidRequest, PayloadTooLarge, Violation
 from service.core.settings import Settings
 from service.dns.validation import violations_from_pydantic
 from service.registry.clients import Principal
 from service.requests import provisioning
-from service.requests.groups import Pending, WriteGroups
+from service.requests.groups import Pending
+from service.requests.intake import Intake
 from service.requests.payloads import parse_json_body
 from service.requests.tracker import KafkaOrigin
 
@@ -86,64 +84,34 @@ async def submit(
     request: Request,
     response: Response,
     *,
-    dispatcher: Dispatcher,
-    settings: Settings,
     parser: provisioning.Parser,
     operation: str,
+    principal: Principal,
+    settings: Settings,
     target: dict[str, str] | None = None,
     with_body: bool = True,
-    principal: Principal,
 ) -> provisioning.Outcome:
+    """A write route's work: the body read within its limit, the headers it may carry, the write
+    handed to the one way in (service/requests/intake.py), and its answer's headers."""
     body = await read_body(request, settings.max_body_bytes) if with_body else None
-    idempotency_key = _idempotency_key(request)
-    origin = _kafka_origin(request)
-    groups: WriteGroups | None = getattr(request.app.state, "write_groups", None)
-    if groups is not None and operation in GROUPED:
-        outcome = await groups.accept(
-            Pending(
-                request_id=request.state.request_id,
-                operation=operation,
-                parser=parser,
-                body=body,
-                principal=principal,
-                target=target,
-                idempotency_key=idempotency_key,
-                origin=origin,
-            )
+    intake: Intake = request.app.state.intake
+    outcome = await intake.accept(
+        Pending(
+            request_id=request.state.request_id,
+            operation=operation,
+            parser=parser,
+            body=body,
+            principal=principal,
+            target=target,
+            idempotency_key=_idempotency_key(request),
+            origin=_kafka_origin(request),
         )
-    else:
-        outcome = await run_in_threadpool(
-            lambda: provisioning.submit(
-                engine=request.app.state.engine,
-                dispatcher=dispatcher,
-                request_id=request.state.request_id,
-                body=body,
-                parser=parser,
-                operation=operation,
-                max_changes=settings.max_changes,
-                max_values=settings.max_values,
-                target=target,
-                principal=principal,
-                idempotency_key=idempotency_key,
-                key_window=key_window(settings),
-                origin=origin,
-            )
-        )
+    )
     if outcome.request is not None:
         response.headers["Location"] = status_url(request, outcome)
     if outcome.repeated:
         response.headers["Idempotent-Replayed"] = "true"
     return outcome
-
-
-GROUPED = frozenset({"record.create", "record.replace", "record.delete"})  # v1: change sets are accepted alone
-
-
-def key_window(settings: Settings) -> provisioning.KeyWindow:
-    return provisioning.KeyWindow(
-        retention=timedelta(hours=settings.idempotency_retention_h),
-        abandon_after=timedelta(seconds=settings.abandon_after_s),
-    )
 
 
 # Whole values only (fullmatch): `$` alone would let a trailing newline through.

@@ -10,7 +10,7 @@ from db.models import RRsetStatus
 from db.schemas import RecordCreate, RecordPage, RecordPublic, RecordReplace, RequestAccepted, RequestPublic
 from service.api.auth import ClientDep
 from service.api.common import accepted_response, json_body, problems, submit
-from service.api.deps import DispatcherDep, SessionDep, SettingsDep
+from service.api.deps import SessionDep, SettingsDep
 from service.registry import records
 from service.requests import provisioning, tracker
 
@@ -28,13 +28,10 @@ TypePath = Annotated[str, Path(description="Record type, e.g. A.", max_length=10
     responses=problems(409, 413, 422, 503),
     summary="Create one RRset; 409 when it exists",
 )
-async def create_record(
-    request: Request, response: Response, dispatcher: DispatcherDep, settings: SettingsDep, client: ClientDep
-) -> Response:
+async def create_record(request: Request, response: Response, settings: SettingsDep, client: ClientDep) -> Response:
     outcome = await submit(
         request,
         response,
-        dispatcher=dispatcher,
         settings=settings,
         parser=provisioning.record_create,
         operation="record.create",
@@ -82,14 +79,12 @@ async def replace_record(
     type: TypePath,
     request: Request,
     response: Response,
-    dispatcher: DispatcherDep,
     settings: SettingsDep,
     client: ClientDep,
 ) -> Response:
     outcome = await submit(
         request,
         response,
-        dispatcher=dispatcher,
         settings=settings,
         parser=provisioning.record_replace(name, type),
         operation="record.replace",
@@ -111,14 +106,12 @@ async def delete_record(
     type: TypePath,
     request: Request,
     response: Response,
-    dispatcher: DispatcherDep,
     settings: SettingsDep,
     client: ClientDep,
 ) -> Response:
     outcome = await submit(
         request,
         response,
-        dispatcher=dispatcher,
         settings=settings,
         parser=provisioning.record_delete(name, type),
         operation="record.delete",

@@ -33,6 +33,8 @@ from service.operations import deadletters
 from service.registry import records, zones
 from service.registry.clients import Principal
 from service.requests import provisioning, tracker
+from service.requests.groups import Pending
+from service.requests.intake import Intake
 
 logger = logging.getLogger(__name__)
 
@@ -273,20 +275,16 @@ async def zone_changes(request: Request, zone: str, principal: Signed) -> Respon
         body, numbers = forms.change_set(rows, dry_run=dry_run, force=force)
     except forms.BadRows as exc:
         return await refused(exc.lines, 422, tracked=False)  # refused here: nothing was sent or recorded
-    settings = request.app.state.settings
+    intake: Intake = request.app.state.intake  # as the API's change sets are: the same limits and key window
     try:
-        outcome = await run_in_threadpool(
-            lambda: provisioning.submit(
-                engine=request.app.state.engine,
-                dispatcher=request.app.state.dispatcher,
+        outcome = await intake.accept(
+            Pending(
                 request_id=request.state.request_id,
-                body=body,
-                parser=provisioning.change_set(zone),
                 operation="changeset",
-                max_changes=settings.max_changes,
-                max_values=settings.max_values,
-                target={"zone": zone},
+                parser=provisioning.change_set(zone),
+                body=body,
                 principal=principal,
+                target={"zone": zone},
             )
         )
     except InvalidRequest as exc:

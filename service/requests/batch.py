@@ -41,7 +41,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import DataError, DBAPIError
 from sqlmodel import Session, col, select
 
-from db.models import MAX_VALUES, Request, RequestStatus, Zone
+from db.models import Request, RequestStatus, Zone
 from service.core.context import bound_request_id
 from service.core.dispatch import Dispatcher
 from service.core.errors import HostmasterError, InvalidRequest, RequestRejected, Violation
@@ -100,9 +100,7 @@ def submit_many(
     dispatcher: Dispatcher,
     writes: Sequence[Write],
     principal: Principal,
-    max_changes: int,
-    max_values: int = MAX_VALUES,
-    key_window: provisioning.KeyWindow,
+    limits: provisioning.Limits,
 ) -> list[Answer]:
     """Accept each of ``writes`` as its single call would, in order; the answers, in order.
 
@@ -118,15 +116,15 @@ def submit_many(
     for index, write in enumerate(writes):
         key = write.idempotency_key
         if write.request_id in seen_ids or (key is not None and key in used):
-            answers.update(_accept_group(engine, dispatcher, group, principal, max_values, key_window, max_changes))
+            answers.update(_accept_group(engine, dispatcher, group, principal, limits))
             group = {}
-            answers[index] = _alone(engine, dispatcher, write, principal, max_changes, max_values, key_window)
+            answers[index] = _alone(engine, dispatcher, write, principal, limits)
         else:
-            group[index] = _parsed(write, max_changes)
+            group[index] = _parsed(write, limits.max_changes)
         seen_ids.add(write.request_id)
         if key is not None:
             used.add(key)
-    answers.update(_accept_group(engine, dispatcher, group, principal, max_values, key_window, max_changes))
+    answers.update(_accept_group(engine, dispatcher, group, principal, limits))
     return [answers[index] for index in range(len(writes))]
 
 
@@ -135,9 +133,7 @@ def _accept_group(
     dispatcher: Dispatcher,
     group: dict[int, _Pending],
     principal: Principal,
-    max_values: int,
-    key_window: provisioning.KeyWindow,
-    max_changes: int,
+    limits: provisioning.Limits,
 ) -> dict[int, Answer]:
     """Open, plan and commit the group's writes together, then queue them."""
     if not group:
@@ -167,7 +163,7 @@ def _accept_group(
             for index, item in planning.items():
                 request = opened[item.write.request_id]
                 with bound_request_id(str(request.id)):
-                    answer = _plan_one(session, item, request, principal, max_values, registry, tally)
+                    answer = _plan_one(session, item, request, principal, limits.max_values, registry, tally)
                 if any(answer.error is fault for fault in _FAULTS):
                     faulty.append(index)
                 answers[index] = answer
@@ -184,7 +180,7 @@ def _accept_group(
         with bound_request_id(str(request_id)):
             provisioning.enqueue(engine, dispatcher, request_id)
     for index in raced:  # its id or key was taken by another call meanwhile: the single path says which
-        answers[index] = _alone(engine, dispatcher, group[index].write, principal, max_changes, max_values, key_window)
+        answers[index] = _alone(engine, dispatcher, group[index].write, principal, limits)
     return answers
 
 
@@ -266,9 +262,7 @@ def _alone(
     dispatcher: Dispatcher,
     write: Write,
     principal: Principal,
-    max_changes: int,
-    max_values: int,
-    key_window: provisioning.KeyWindow,
+    limits: provisioning.Limits,
 ) -> Answer:
     """The write through the single path (a replayed key, a race): its outcome or its error."""
     body = json.dumps(write.payload).encode()
@@ -281,12 +275,10 @@ def _alone(
                 body=body,
                 parser=write.parser,
                 operation=write.operation,
-                max_changes=max_changes,
-                max_values=max_values,
+                limits=limits,
                 target=write.target,
                 principal=principal,
                 idempotency_key=write.idempotency_key,
-                key_window=key_window,
                 origin=write.origin,
             )
         except HostmasterError as exc:

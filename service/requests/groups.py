@@ -70,9 +70,7 @@ class WriteGroups:
 
     engine: Engine
     dispatcher: Dispatcher
-    max_changes: int
-    max_values: int
-    key_window: provisioning.KeyWindow
+    limits: provisioning.Limits
     max_group: int = 100
     _waiting: list[_Waiting] = field(default_factory=list)
     _accepting: bool = False
@@ -134,9 +132,7 @@ class WriteGroups:
                         dispatcher=self.dispatcher,
                         writes=list(group.values()),
                         principal=principal,
-                        max_changes=self.max_changes,
-                        max_values=self.max_values,
-                        key_window=self.key_window,
+                        limits=self.limits,
                     )
             except Exception as exc:  # the database went away: every write of the group answers it
                 answers.update((index, exc) for index in group)
@@ -175,12 +171,10 @@ class WriteGroups:
                     body=write.body,
                     parser=write.parser,
                     operation=write.operation,
-                    max_changes=self.max_changes,
-                    max_values=self.max_values,
+                    limits=self.limits,
                     target=write.target,
                     principal=write.principal,
                     idempotency_key=write.idempotency_key,
-                    key_window=self.key_window,
                     origin=write.origin,
                 )
             except Exception as exc:  # raised to its caller, as its single call's error would be

@@ -24,6 +24,7 @@ from db.models import MAX_VALUES, Request, RequestStatus, Scope, Step, Zone, utc
 from db.schemas import ChangeIn, ChangeSetIn, PlannedChange, RecordCreate, RecordReplace
 from service.core.dispatch import Dispatcher
 from service.core.errors import Conflict, DependencyUnavailable, InvalidRequest, RequestRejected, Violation
+from service.core.settings import Settings
 from service.dns.names import shown
 from service.dns.validation import violations_from_pydantic
 from service.planning import changes
@@ -44,6 +45,23 @@ class KeyWindow:
 
     retention: timedelta = timedelta(hours=24)
     abandon_after: timedelta = timedelta(seconds=60)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one write may hold and how long its Idempotency-Key answers: the settings' limits."""
+
+    max_changes: int = 10_000
+    max_values: int = MAX_VALUES
+    key_window: KeyWindow = KeyWindow()
+
+    @classmethod
+    def of(cls, settings: Settings) -> Limits:
+        window = KeyWindow(
+            retention=timedelta(hours=settings.idempotency_retention_h),
+            abandon_after=timedelta(seconds=settings.abandon_after_s),
+        )
+        return cls(max_changes=settings.max_changes, max_values=settings.max_values, key_window=window)
 
 
 @dataclass(frozen=True)
@@ -111,20 +129,19 @@ def submit(
     body: bytes | None,
     parser: Parser,
     operation: str,
-    max_changes: int,
-    max_values: int = MAX_VALUES,
+    limits: Limits,
     target: dict[str, str] | None = None,
     principal: Principal | None = None,
     idempotency_key: str | None = None,
-    key_window: KeyWindow = KeyWindow(),
     origin: KafkaOrigin | None = None,
 ) -> Outcome:
     """Plan the write ``body`` asks for and, unless it is a dry run, commit and queue it."""
+    max_values, key_window = limits.max_values, limits.key_window
     payload: Any = None
     early_error: RequestRejected | None = None
     try:
         payload = parse_json_body(body) if body is not None else {}
-        asked = parse_write(parser, payload, max_changes)
+        asked = parse_write(parser, payload, limits.max_changes)
     except RequestRejected as exc:
         early_error = exc
     if early_error is None and asked.dry_run:

@@ -20,7 +20,6 @@ import pytest
 from sqlmodel import Session
 
 from db.engine import make_engine
-from service.api.common import key_window
 from service.core.dispatch import Dispatcher, make_broker
 from service.core.errors import Conflict, Forbidden, HostmasterError, InvalidRequest, NotFound
 from service.core.settings import load_settings
@@ -48,9 +47,7 @@ def groups(stack_env: dict[str, str], admin_key: str, monkeypatch_module: pytest
     yield WriteGroups(
         engine=engine,
         dispatcher=Dispatcher(broker, settings.queue_name),
-        max_changes=settings.max_changes,
-        max_values=settings.max_values,
-        key_window=key_window(settings),
+        limits=provisioning.Limits.of(settings),
     )
     broker.close()
     engine.dispose()
