@@ -7,6 +7,8 @@ error: its type, its code, and for a 422 the field and a key word of each violat
 
 from __future__ import annotations
 
+from collections import Counter
+
 import pytest
 
 from db.models import MAX_TTL, RRset, RRsetStatus
@@ -499,24 +501,28 @@ def test_rewrites_count_like_deletions_for_the_guard() -> None:
 
 
 @pytest.mark.parametrize(
-    ("stored", "sent"),
+    ("stored", "sent", "planned"),
     [
-        pytest.param(20, deletions(6), id="exactly-the-share"),
-        pytest.param(9, deletions(9), id="a-zone-of-9-rrsets-is-never-guarded"),
+        pytest.param(20, deletions(6), {"delete": 6}, id="exactly-the-share"),
+        pytest.param(9, deletions(9), {"delete": 9}, id="a-zone-of-9-rrsets-is-never-guarded"),
         pytest.param(
             20,
             [change("create", f"new{i}.example.test", "A", [IP1]) for i in range(15)],
+            {"create": 15},
             id="creates-do-not-count",
         ),
         pytest.param(
             20,
             [change("upsert", f"host{i}.example.test", "A", [f"192.0.2.{i}"]) for i in range(20)],
+            {},
             id="unchanged-rrsets-do-not-count",
         ),
     ],
 )
-def test_changes_within_the_guard_pass(stored: int, sent: list[ChangeIn]) -> None:
-    plan_v2(state(*hosts(stored)), *sent)
+def test_changes_within_the_guard_pass(stored: int, sent: list[ChangeIn], planned: dict[str, int]) -> None:
+    items = plan_v2(state(*hosts(stored)), *sent)
+
+    assert Counter(item.action.value for item in items) == planned  # planned whole, not refused
 
 
 def test_tombstones_do_not_count_as_rrsets_of_the_zone() -> None:

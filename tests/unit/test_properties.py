@@ -3,6 +3,7 @@ normalising twice equals normalising once. `make test-fuzz` runs many more examp
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 
@@ -72,6 +73,54 @@ JSONISH = st.one_of(
     ).map(str.encode),
     st.integers(min_value=1, max_value=200).map(lambda depth: b"[" * depth + b"]" * depth),
 )
+
+
+# What must be accepted, so that the properties above cannot pass by refusing everything.
+HOSTNAME_LABEL = st.from_regex(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?", fullmatch=True)
+TOP_LABEL = st.from_regex(r"[a-z]([a-z0-9-]{0,61}[a-z0-9])?", fullmatch=True)  # not all digits (RFC 1123 §2.1)
+HOSTNAME = st.builds(
+    lambda labels, top: ".".join([*labels, top]), st.lists(HOSTNAME_LABEL, max_size=3), TOP_LABEL
+).filter(lambda name: len(name) <= 250)
+
+
+@given(HOSTNAME, st.booleans())
+def test_every_host_name_of_rfc_1123_is_accepted_and_kept_as_sent(name: str, dot: bool) -> None:
+    assert normalize_name(name + ("." if dot else "")) == name + "."
+
+
+@given(st.ip_addresses(v=4))
+def test_every_ipv4_address_is_accepted_as_an_a_value(address: object) -> None:
+    assert normalize_value("A", str(address)) == str(address)
+
+
+@given(st.ip_addresses(v=6))
+def test_every_ipv6_address_is_accepted_as_an_aaaa_value_the_same_address(address: ipaddress.IPv6Address) -> None:
+    stored = normalize_value("AAAA", str(address))
+    assert ipaddress.ip_address(stored) == address  # in RFC 5952 form; IPv4-mapped ones with the dotted quad
+    assert normalize_value("AAAA", stored) == stored
+
+
+@given(st.integers(0, 65535), HOSTNAME)
+def test_every_mx_of_a_preference_and_a_host_is_accepted(preference: int, host: str) -> None:
+    assert normalize_value("MX", f"{preference} {host}") == f"{preference} {host}."
+
+
+@given(st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), min_size=1, max_size=200))
+def test_every_printable_text_is_accepted_as_a_txt_value(text: str) -> None:
+    stored = normalize_value("TXT", f'"{text.replace(chr(92), chr(92) * 2).replace(chr(34), chr(92) + chr(34))}"')
+    assert normalize_value("TXT", stored) == stored
+
+
+JSON_VALUE = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
+    max_leaves=30,
+)
+
+
+@given(JSON_VALUE)
+def test_every_json_value_of_finite_numbers_is_parsed_as_json_reads_it(value: object) -> None:
+    assert parse_json_body(json.dumps(value).encode()) == json.loads(json.dumps(value))
 
 
 @given(JSONISH)
