@@ -14,7 +14,7 @@ import threading
 from types import FrameType
 
 from consumer import metrics
-from consumer.api import ApiClient
+from consumer.api import ApiCaller
 from consumer.runner import Runner
 from service.core import kafka_clients
 from service.core.logs import configure_logging
@@ -48,7 +48,7 @@ def main() -> int:
 
     signal.signal(signal.SIGTERM, ask_to_stop)
     signal.signal(signal.SIGINT, ask_to_stop)
-    api = ApiClient(
+    api = ApiCaller(
         settings.api_url,
         key.get_secret_value(),
         timeout_s=settings.kafka_timeout_s,

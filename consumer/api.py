@@ -85,7 +85,7 @@ def _body(answer: httpx.Response) -> dict[str, Any]:
     return body if isinstance(body, dict) else {}
 
 
-class ApiClient:
+class ApiCaller:
     def __init__(self, base_url: str, key: str, *, timeout_s: float, retry_max_s: float, stop: threading.Event) -> None:
         self.http = httpx.Client(base_url=base_url, timeout=timeout_s, headers={"Authorization": f"Bearer {key}"})
         self.retry_max_s = retry_max_s

@@ -27,7 +27,7 @@ from kafka.structs import OffsetAndMetadata
 from tenacity import Retrying, retry_if_exception_type, stop_when_event_set, wait_exponential
 
 from consumer import metrics
-from consumer.api import ApiClient, Decision, Stopping
+from consumer.api import ApiCaller, Decision, Stopping
 from consumer.contract import BadEvent, Call, Event, call_for, decode, write_for
 from db.schemas import IDEMPOTENCY_KEY
 from service.core import kafka_clients
@@ -86,7 +86,7 @@ class Runner:
         settings: Settings,
         consumer: KafkaConsumer,
         producer: KafkaProducer,
-        api: ApiClient,
+        api: ApiCaller,
         stop: threading.Event,
     ) -> None:
         self.settings = settings

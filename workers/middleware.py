@@ -14,7 +14,7 @@ from service.core.context import client_var, request_id_var
 _TOKENS = "_hostmaster_request_id_token"
 
 
-class RequestIdMiddleware(Middleware):
+class RequestIdOfMessage(Middleware):
     """Binds ``message.options["request_id"]`` for the duration of the message."""
 
     def before_process_message(self, broker: dramatiq.Broker, message: MessageProxy) -> None:

@@ -17,7 +17,7 @@ import httpx
 import pytest
 from kafka.errors import KafkaTimeoutError
 
-from consumer.api import ApiClient
+from consumer.api import ApiCaller
 from consumer.runner import DLQ_VALUE_LIMIT, Runner, _segments
 from service.core.settings import Settings
 
@@ -57,7 +57,7 @@ class Producer:
 def runner(answer: Callable[[httpx.Request], httpx.Response], producer: Producer | None = None) -> Runner:
     settings = Settings(consumer_retry_max_s=0.01, kafka_timeout_s=1)
     stop = threading.Event()
-    api = ApiClient("http://api.test", "hm_key", timeout_s=1, retry_max_s=0.01, stop=stop)
+    api = ApiCaller("http://api.test", "hm_key", timeout_s=1, retry_max_s=0.01, stop=stop)
     api.http = httpx.Client(base_url="http://api.test", transport=httpx.MockTransport(answer))
     return Runner(settings, consumer=None, producer=producer or Producer(), api=api, stop=stop)
 
