@@ -1,4 +1,4 @@
-"""Prometheus metrics: no key needed, like the health probes (service/operations/metrics.py says what they are)."""
+"""Prometheus metrics: no key needed, like the health probes (service/operations/gauges.py says what they are)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from fastapi.responses import PlainTextResponse
 
 from service.api import instrument
 from service.api.deps import SessionDep
-from service.operations import metrics
+from service.operations import gauges
 
 router = APIRouter()
 
@@ -19,5 +19,5 @@ router = APIRouter()
     responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
 )
 def prometheus_metrics(session: SessionDep) -> PlainTextResponse:
-    text = instrument.exposition() + metrics.exposition(session)
-    return PlainTextResponse(text, media_type=metrics.CONTENT_TYPE)
+    text = instrument.exposition() + gauges.exposition(session)
+    return PlainTextResponse(text, media_type=gauges.CONTENT_TYPE)

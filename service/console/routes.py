@@ -20,7 +20,7 @@ from sqlmodel import Session
 
 from db.models import RequestStatus, Scope
 from service.api.problems import status_of, violations_of
-from service.console import forms, signin, views
+from service.console import forms, queries, signin
 from service.core.errors import (
     Conflict,
     DependencyUnavailable,
@@ -171,13 +171,13 @@ async def request_list(
     since: Annotated[str, Query(max_length=40)] = "",
     until: Annotated[str, Query(max_length=40)] = "",
 ) -> HTMLResponse:
-    asked = views.RequestFilter(status, zone, client, source, since, until)
+    asked = queries.RequestFilter(status, zone, client, source, since, until)
     problems: list[str] = []
-    rows: list[views.RequestRow] = []
+    rows: list[queries.RequestRow] = []
 
-    def read() -> list[views.RequestRow]:
+    def read() -> list[queries.RequestRow]:
         with _session(request) as session:
-            return views.list_requests(session, principal, asked)
+            return queries.list_requests(session, principal, asked)
 
     try:
         rows = await run_in_threadpool(read)
@@ -187,10 +187,10 @@ async def request_list(
         "asked": asked,
         "rows": rows,
         "problems": problems,
-        "statuses": views.STATUSES,
-        "sources": views.SOURCES,
-        "page_size": views.PAGE,
-        "older": views.older(asked, rows),
+        "statuses": queries.STATUSES,
+        "sources": queries.SOURCES,
+        "page_size": queries.PAGE,
+        "older": queries.older(asked, rows),
     }
     return render(request, "requests.html", context, 422 if problems else 200, principal=principal)
 
@@ -205,8 +205,8 @@ async def request_page(request: Request, request_id: str, principal: Signed) -> 
     logs_url = request.app.state.settings.console_logs_url
     context = {
         "found": found,
-        "timeline": views.timeline(found),
-        "violations": views.violations(found),
+        "timeline": queries.timeline(found),
+        "violations": queries.violations(found),
         "terminal": RequestStatus(found.status).terminal,
         "logs_url": logs_url.replace("{request_id}", quote(str(found.request_id))) if logs_url else "",
         "api_url": str(request.url_for("get_request", request_id=str(found.request_id))),
@@ -218,7 +218,7 @@ async def request_page(request: Request, request_id: str, principal: Signed) -> 
 async def zone_list(request: Request, principal: Signed) -> HTMLResponse:
     def read() -> list[Any]:
         with _session(request) as session:
-            return [zones.public(session, zone) for zone in views.readable_zones(session, principal)]
+            return [zones.public(session, zone) for zone in queries.readable_zones(session, principal)]
 
     return render(request, "zones.html", {"zones": await run_in_threadpool(read)}, principal=principal)
 
@@ -228,9 +228,9 @@ async def _zone_page(
 ) -> HTMLResponse:
     def read() -> tuple[Any, Any]:
         with _session(request) as session:
-            principal.require(Scope.read, [views.zone_name(zone)])  # before saying whether it exists
+            principal.require(Scope.read, [queries.zone_name(zone)])  # before saying whether it exists
             found = zones.get_zone(session, zone)
-            page = records.list_records(session, principal, zone=found.name, cursor=cursor, limit=views.PAGE)
+            page = records.list_records(session, principal, zone=found.name, cursor=cursor, limit=queries.PAGE)
             return zones.public(session, found), page
 
     found, page = await run_in_threadpool(read)
@@ -305,16 +305,16 @@ async def health_page(
 
     def read() -> dict[str, Any]:
         with _session(request) as session:
-            hours = views.counts_by_hour(session, principal)
+            hours = queries.counts_by_hour(session, principal)
             return {
                 "hours": hours,
-                "chart": views.chart(hours),
-                "open": views.open_requests(session, principal),
-                "reports": views.latest_reports(session, principal),
+                "chart": queries.chart(hours),
+                "open": queries.open_requests(session, principal),
+                "reports": queries.latest_reports(session, principal),
             }
 
     context = await run_in_threadpool(read)
-    context.update(statuses=views.STATUSES, redriven=redriven, dead=None, dead_error=None)
+    context.update(statuses=queries.STATUSES, redriven=redriven, dead=None, dead_error=None)
     if principal.admin and not request.headers.get("x-console-refresh"):  # a refresh redraws the counts only
         try:
             context["dead"] = await run_in_threadpool(deadletters.list_dead, request.app.state.engine, settings)

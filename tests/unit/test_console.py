@@ -11,7 +11,7 @@ import pytest
 from pydantic import ValidationError
 
 from db.schemas import RequestEventPublic, RequestPublic
-from service.console import forms, signin, views
+from service.console import forms, queries, signin
 from service.core.errors import Violation
 from service.core.settings import Settings
 
@@ -89,7 +89,7 @@ def _request(*offsets_ms: float, steps: tuple[str, ...]) -> RequestPublic:
 
 
 def test_the_timeline_is_drawn_to_scale_from_the_moment_the_request_came() -> None:
-    drawn = views.timeline(_request(0, 10, 40, steps=("received", "queued", "failed")))
+    drawn = queries.timeline(_request(0, 10, 40, steps=("received", "queued", "failed")))
 
     assert drawn.total_s == pytest.approx(0.04)
     assert [round(mark.x) for mark in drawn.marks] == [0, 250, 1000]
@@ -103,7 +103,7 @@ def test_the_timeline_is_drawn_to_scale_from_the_moment_the_request_came() -> No
 
 @pytest.mark.parametrize("total_ms", [0.4, 7, 999, 1000, 59_000, 3_600_000, 7 * 86_400_000])
 def test_the_axis_has_a_few_round_marks_whatever_the_length(total_ms: float) -> None:
-    drawn = views.timeline(_request(0, total_ms, steps=("received", "succeeded")))
+    drawn = queries.timeline(_request(0, total_ms, steps=("received", "succeeded")))
 
     assert 2 <= len(drawn.ticks) <= 6
     assert [x for x, _ in drawn.ticks] == sorted(x for x, _ in drawn.ticks)
@@ -112,7 +112,7 @@ def test_the_axis_has_a_few_round_marks_whatever_the_length(total_ms: float) -> 
 
 
 def test_a_timeline_of_one_instant_still_has_a_width() -> None:
-    drawn = views.timeline(_request(0, steps=("received",)))
+    drawn = queries.timeline(_request(0, steps=("received",)))
 
     assert drawn.total_s > 0
     assert drawn.marks[0].x == 0
@@ -122,7 +122,7 @@ def test_a_refused_requests_violations_come_from_its_rejected_step() -> None:
     request = _request(0, 1, steps=("received", "rejected"))
     request.events[1].detail = {"violations": [{"field": "values[0]", "message": "not an address"}]}
 
-    assert views.violations(request) == [{"field": "values[0]", "message": "not an address"}]
+    assert queries.violations(request) == [{"field": "values[0]", "message": "not an address"}]
 
 
 @pytest.mark.parametrize(
@@ -150,18 +150,18 @@ def test_the_console_links_only_to_web_addresses() -> None:
 def test_a_time_without_a_zone_is_read_as_utc_and_a_bad_one_is_named() -> None:
     found: list[Violation] = []
 
-    assert views._moment("since", "2026-11-26T14:30", found) == datetime(2026, 11, 26, 14, 30, tzinfo=UTC)
-    assert views._moment("until", "2026-11-26T14:30+01:00", found) == datetime(2026, 11, 26, 13, 30, tzinfo=UTC)
-    assert views._moment("until", "tomorrow", found) is None
+    assert queries._moment("since", "2026-11-26T14:30", found) == datetime(2026, 11, 26, 14, 30, tzinfo=UTC)
+    assert queries._moment("until", "2026-11-26T14:30+01:00", found) == datetime(2026, 11, 26, 13, 30, tzinfo=UTC)
+    assert queries._moment("until", "tomorrow", found) is None
     assert found == [Violation("until", "'tomorrow' is not a time; use 2026-11-26T14:30 (UTC)")]
 
 
 def test_a_full_page_links_to_the_older_requests_with_the_same_filters() -> None:
     rows = [
-        views.RequestRow(str(i), "failed", "changeset", "api", "c", None, CAME - timedelta(seconds=i), None)
-        for i in range(views.PAGE)
+        queries.RequestRow(str(i), "failed", "changeset", "api", "c", None, CAME - timedelta(seconds=i), None)
+        for i in range(queries.PAGE)
     ]
-    asked = views.RequestFilter(status="failed", zone="example.test")
+    asked = queries.RequestFilter(status="failed", zone="example.test")
 
-    assert views.older(asked, rows) == {"status": "failed", "zone": "example.test", "until": "2026-11-26T11:58:21"}
-    assert views.older(asked, rows[:-1]) is None
+    assert queries.older(asked, rows) == {"status": "failed", "zone": "example.test", "until": "2026-11-26T11:58:21"}
+    assert queries.older(asked, rows[:-1]) is None
