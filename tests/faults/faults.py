@@ -13,7 +13,7 @@ from pathlib import Path
 
 import psycopg2
 
-from tests.conftest import ROOT, Bind, Process, children, start_api, wait_until
+from tests.support import ROOT, Bind, Process, children, start_api, wait_until
 
 RABBITMQ_DOWN_S = 5.0
 POSTGRES_DOWN_S = 5.0

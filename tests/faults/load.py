@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 from kafka import KafkaConsumer, KafkaProducer
 
-from tests.conftest import Kafka
+from tests.support import Kafka
 
 SEND_AGAIN = {"concurrent_change", "idempotency_key_in_flight"}
 CLIENT_PATIENCE_S = 120.0

@@ -25,7 +25,9 @@ import dns.zone
 import httpx
 import pytest
 
-from tests.conftest import (
+from tests.faults import faults
+from tests.faults.load import Intent, RestClients, Results, kafka_intents, produce, rest_intents
+from tests.support import (
     KEY,
     ZONE,
     Bind,
@@ -37,8 +39,6 @@ from tests.conftest import (
     start_process,
     wait_until,
 )
-from tests.faults import faults
-from tests.faults.load import Intent, RestClients, Results, kafka_intents, produce, rest_intents
 
 pytestmark = pytest.mark.integration
 

@@ -11,7 +11,7 @@ import dns.rrset
 import dns.tsigkeyring
 import dns.update
 
-from tests.conftest import KEY, Bind
+from tests.support import KEY, Bind
 
 
 def served_at(host: str, port: int, name: str, rtype: str) -> dns.rrset.RRset | None:

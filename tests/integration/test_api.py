@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import ZONE, unique_label
+from tests.support import ZONE, unique_label
 
 pytestmark = pytest.mark.integration
 

@@ -9,8 +9,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import BULK_ZONE, ZONE, Bind, make_client, unique_label, wait_for_terminal
 from tests.integration.dns_helpers import served, texts
+from tests.support import BULK_ZONE, ZONE, Bind, make_client, unique_label, wait_for_terminal
 
 pytestmark = pytest.mark.integration
 

@@ -25,8 +25,8 @@ from service.app import create_app
 from service.core.settings import Settings, load_settings
 from service.dns import rdata
 from service.planning import changes
-from tests.conftest import BULK_ZONE, ZONE, free_port, make_client, unique_label, wait_until
 from tests.sqlcount import Count, counted
+from tests.support import BULK_ZONE, ZONE, free_port, make_client, unique_label, wait_until
 
 pytestmark = pytest.mark.integration
 

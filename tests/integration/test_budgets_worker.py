@@ -22,9 +22,9 @@ from sqlalchemy import Engine, text
 
 from db.engine import make_engine
 from service.core.settings import Settings, load_settings
-from tests.conftest import BULK_ZONE, Bind, Process, rabbitmq_connection, start_api, unique_label, wait_until
 from tests.integration.dns_helpers import served, texts
 from tests.sqlcount import counted
+from tests.support import BULK_ZONE, Bind, Process, rabbitmq_connection, start_api, unique_label, wait_until
 from workers import apply, rfc2136
 
 pytestmark = pytest.mark.integration

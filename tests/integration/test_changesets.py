@@ -8,8 +8,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import BULK_ZONE, GONE_ZONE, GUARD_ZONE, ZONE, Bind, unique_label, wait_for_terminal
 from tests.integration.dns_helpers import served, served_at, texts
+from tests.support import BULK_ZONE, GONE_ZONE, GUARD_ZONE, ZONE, Bind, unique_label, wait_for_terminal
 
 pytestmark = pytest.mark.integration
 

@@ -8,7 +8,7 @@ import re
 import httpx
 import pytest
 
-from tests.conftest import ZONE, hostmaster, unique_label, wait_for_terminal
+from tests.support import ZONE, hostmaster, unique_label, wait_for_terminal
 
 pytestmark = pytest.mark.integration
 

@@ -21,7 +21,8 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
 
-from tests.conftest import (
+from tests.integration.dns_helpers import change_outside_hostmaster, delete_outside_hostmaster, served, texts
+from tests.support import (
     BULK_ZONE,
     DOWN_ZONE,
     Bind,
@@ -36,7 +37,6 @@ from tests.conftest import (
     wait_for_terminal,
     wait_until,
 )
-from tests.integration.dns_helpers import change_outside_hostmaster, delete_outside_hostmaster, served, texts
 
 pytestmark = pytest.mark.integration
 

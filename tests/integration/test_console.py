@@ -11,7 +11,7 @@ import httpx
 import psycopg2
 import pytest
 
-from tests.conftest import (
+from tests.support import (
     REVERSE4_ZONE,
     STALE_ZONE,
     ZONE,

@@ -20,7 +20,8 @@ from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support import expected_conditions as seen
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
-from tests.conftest import (
+from tests.integration.dns_helpers import served, texts
+from tests.support import (
     DOWN_ZONE,
     STALE_ZONE,
     TEST_RUN_DIR,
@@ -31,7 +32,6 @@ from tests.conftest import (
     unique_label,
     wait_for_terminal,
 )
-from tests.integration.dns_helpers import served, texts
 
 pytestmark = pytest.mark.usefixtures("stack")
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import psycopg2
 import pytest
 
-from tests.conftest import PG_HOST, PG_PORT, ROOT, pg_connect
+from tests.support import PG_HOST, PG_PORT, ROOT, pg_connect
 
 pytestmark = pytest.mark.integration
 

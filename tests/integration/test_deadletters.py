@@ -5,8 +5,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.conftest import DOWN_ZONE, Bind, unique_label, wait_for_terminal, wait_until
 from tests.integration.dns_helpers import served, texts
+from tests.support import DOWN_ZONE, Bind, unique_label, wait_for_terminal, wait_until
 
 pytestmark = pytest.mark.integration
 

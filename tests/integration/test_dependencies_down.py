@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.conftest import free_port, start_api
+from tests.support import free_port, start_api
 
 pytestmark = pytest.mark.integration
 

@@ -13,7 +13,7 @@ import httpx
 import psycopg2
 import pytest
 
-from tests.conftest import ROOT, TEST_RUN_DIR, Process, free_port, pg_connect, pg_url, wait_until
+from tests.support import ROOT, TEST_RUN_DIR, Process, free_port, pg_connect, pg_url, wait_until
 
 pytestmark = pytest.mark.integration
 

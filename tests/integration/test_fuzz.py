@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.conftest import (
+from tests.support import (
     ROOT,
     TEST_RUN_DIR,
     Bind,

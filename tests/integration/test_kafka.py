@@ -23,7 +23,8 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from service.core.dispatch import Dispatcher, make_broker
 from service.core.settings import load_settings
-from tests.conftest import (
+from tests.integration.dns_helpers import served, texts
+from tests.support import (
     OVERRIDE_ZONE,
     ZONE,
     Bind,
@@ -36,7 +37,6 @@ from tests.conftest import (
     unique_label,
     wait_until,
 )
-from tests.integration.dns_helpers import served, texts
 
 pytestmark = pytest.mark.integration
 

@@ -16,9 +16,9 @@ import pytest
 from kafka import KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
 
-from tests.conftest import OVERRIDE_ZONE, ZONE, Bind, Kafka, Process, make_client, unique_label, wait_for_terminal
 from tests.integration.dns_helpers import served, texts
 from tests.integration.test_kafka import Consumer, event, read_many
+from tests.support import OVERRIDE_ZONE, ZONE, Bind, Kafka, Process, make_client, unique_label, wait_for_terminal
 
 pytestmark = pytest.mark.integration
 

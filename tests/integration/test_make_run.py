@@ -17,7 +17,8 @@ import httpx
 import pytest
 from kafka import KafkaProducer
 
-from tests.conftest import (
+from tests.integration.dns_helpers import served_at
+from tests.support import (
     PG_HOST,
     PG_PORT,
     ROOT,
@@ -31,7 +32,6 @@ from tests.conftest import (
     wait_for_terminal,
     wait_until,
 )
-from tests.integration.dns_helpers import served_at
 
 pytestmark = pytest.mark.integration
 

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.conftest import (
+from tests.support import (
     ZONE,
     Process,
     free_port,

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from tests.conftest import ROOT, pg_connect
+from tests.support import ROOT, pg_connect
 
 pytestmark = pytest.mark.integration
 

@@ -12,7 +12,8 @@ import dns.update
 import httpx
 import pytest
 
-from tests.conftest import (
+from tests.integration.dns_helpers import served, texts
+from tests.support import (
     DOWN_ZONE,
     KEY,
     STALE_ZONE,
@@ -24,7 +25,6 @@ from tests.conftest import (
     wait_for_terminal,
     wait_until,
 )
-from tests.integration.dns_helpers import served, texts
 
 pytestmark = pytest.mark.integration
 

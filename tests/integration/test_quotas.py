@@ -10,8 +10,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import ZONE, Bind, Process, hostmaster, start_api, unique_label, wait_for_terminal
 from tests.integration.dns_helpers import served
+from tests.support import ZONE, Bind, Process, hostmaster, start_api, unique_label, wait_for_terminal
 
 pytestmark = pytest.mark.integration
 

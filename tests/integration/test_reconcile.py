@@ -11,7 +11,8 @@ import httpx
 import psycopg2
 import pytest
 
-from tests.conftest import (
+from tests.integration.dns_helpers import change_outside_hostmaster, delete_outside_hostmaster, served, texts
+from tests.support import (
     GUARD_ZONE,
     RECONCILE_ZONE,
     REPAIR_ZONE,
@@ -26,7 +27,6 @@ from tests.conftest import (
     wait_for_terminal,
     wait_until,
 )
-from tests.integration.dns_helpers import change_outside_hostmaster, delete_outside_hostmaster, served, texts
 
 pytestmark = pytest.mark.integration
 

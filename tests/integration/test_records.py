@@ -8,14 +8,14 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import (
+from tests.integration.dns_helpers import change_outside_hostmaster, served, texts
+from tests.support import (
     OVERRIDE_ZONE,
     ZONE,
     Bind,
     unique_label,
     wait_for_terminal,
 )
-from tests.integration.dns_helpers import change_outside_hostmaster, served, texts
 
 pytestmark = pytest.mark.integration
 

@@ -11,7 +11,8 @@ import httpx
 import psycopg2
 import pytest
 
-from tests.conftest import (
+from tests.integration.dns_helpers import served, texts
+from tests.support import (
     ZONE,
     Bind,
     Process,
@@ -22,7 +23,6 @@ from tests.conftest import (
     unique_label,
     wait_for_terminal,
 )
-from tests.integration.dns_helpers import served, texts
 
 pytestmark = pytest.mark.integration
 

@@ -6,7 +6,7 @@ import httpx
 import psycopg2
 import pytest
 
-from tests.conftest import (
+from tests.support import (
     KEY,
     STALE_KEY,
     STALE_ZONE,

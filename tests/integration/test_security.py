@@ -10,7 +10,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import (
+from tests.integration.dns_helpers import served, texts
+from tests.support import (
     GUARD_ZONE,
     OVERRIDE_ZONE,
     ZONE,
@@ -22,7 +23,6 @@ from tests.conftest import (
     wait_for_terminal,
     wait_until,
 )
-from tests.integration.dns_helpers import served, texts
 
 pytestmark = pytest.mark.integration
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Process, children, rabbitmq_connection, start_process, wait_until
+from tests.support import Process, children, rabbitmq_connection, start_process, wait_until
 
 pytestmark = pytest.mark.integration
 

@@ -27,9 +27,9 @@ from service.registry import clients
 from service.registry.clients import Principal
 from service.requests import provisioning
 from service.requests.groups import Pending, WriteGroups
-from tests.conftest import BULK_ZONE, ZONE, Bind, make_client, unique_label, wait_for_terminal
 from tests.integration.dns_helpers import served, texts
 from tests.sqlcount import counted
+from tests.support import BULK_ZONE, ZONE, Bind, make_client, unique_label, wait_for_terminal
 
 pytestmark = pytest.mark.integration
 
