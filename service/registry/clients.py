@@ -18,13 +18,13 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import delete
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from db.models import ApiClient, ConsoleSession, Scope, utcnow
 from service.core.errors import Conflict, Forbidden, InvalidRequest, NotFound, Unauthorized, Violation
 from service.dns.names import BadName, is_within, normalize_name, shown
 from service.registry.quotas import NO_LIMIT, Quota
+from service.registry.unique import commit_unique
 
 logger = logging.getLogger(__name__)
 
@@ -206,13 +206,9 @@ def create_client(
         max_rrsets=max_rrsets,
         max_changes_per_day=max_changes_per_day,
     )
-    session.add(client)
-    try:
-        session.commit()
-    except IntegrityError as exc:
-        session.rollback()
-        raise Conflict(f"a client named {name} exists already; rotate its key instead", code="client_exists") from exc
-    session.refresh(client)
+    commit_unique(
+        session, client, Conflict(f"a client named {name} exists already; rotate its key instead", code="client_exists")
+    )
     logger.info("client %s created with scopes %s", name, ",".join(client.scopes))
     return client, key
 

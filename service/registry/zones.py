@@ -7,7 +7,6 @@ import logging
 
 import dns.tsig
 from pydantic import ValidationError
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, func, or_, select
 
 from db.models import RRset, Zone
@@ -15,6 +14,7 @@ from db.schemas import ZoneCreate, ZonePublic, ZoneUpdate
 from service.core.errors import Conflict, InvalidRequest, NotFound, Violation
 from service.dns.names import BadName, normalize_name, shown
 from service.dns.validation import violations_from_pydantic
+from service.registry.unique import commit_unique
 
 logger = logging.getLogger(__name__)
 
@@ -43,13 +43,7 @@ def register_zone(session: Session, zone_in: ZoneCreate, *, update_existing: boo
             if field != "name":
                 setattr(existing, field, getattr(zone, field))
         zone = existing
-    session.add(zone)
-    try:
-        session.commit()
-    except IntegrityError as exc:
-        session.rollback()
-        raise Conflict(f"zone {zone.name} is already registered", code="zone_exists") from exc
-    session.refresh(zone)
+    commit_unique(session, zone, Conflict(f"zone {zone.name} is already registered", code="zone_exists"))
     logger.info("zone %s registered, primary %s:%d", zone.name, zone.primary_host, zone.primary_port)
     return zone
 
