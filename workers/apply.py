@@ -153,11 +153,10 @@ def _wanted(key: Key, row: Row | None, zone: Zone) -> rfc2136.RRsetChange:
 
 
 def _not_applied(item: rfc2136.RRsetChange, served: Any) -> Failure:
-    shown = sorted(rdata.to_text() for rdata in served) if served is not None else []
     return Failure(
         "not_applied",
-        f"the server answered NOERROR but serves {shown or 'nothing'} for {item.owner} {item.rtype}: it ignored "
-        "the update (BIND does so for a CNAME beside other data)",
+        f"the server answered NOERROR but serves {rfc2136.served_text(served)} for {item.owner} {item.rtype}: "
+        "it ignored the update (BIND does so for a CNAME beside other data)",
     )
 
 

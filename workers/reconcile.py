@@ -26,7 +26,7 @@ from service.core.secrets import SecretUnavailable, tsig_secret
 from service.core.settings import Settings
 from service.planning.desired import Content, Key
 from workers import apply, rfc2136
-from workers.comparison import Comparison, Desired, Difference, compare, content
+from workers.comparison import Comparison, Desired, Difference, compare
 
 logger = logging.getLogger(__name__)
 
@@ -172,10 +172,8 @@ def _repair(
                 difference.repaired = True
                 apply.settle_rrset(session, rows[change.key], change)
             else:
-                shown = content(found)
                 difference.error = (
-                    f"the server answered NOERROR but serves {list(shown.values) if shown else 'nothing'}: "
-                    "it ignored the update"
+                    f"the server answered NOERROR but serves {rfc2136.served_text(found)}: it ignored the update"
                 )
         session.commit()
 

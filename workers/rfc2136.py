@@ -353,6 +353,12 @@ def matches(served: dns.rdataset.Rdataset | None, rtype: str, ttl: int, values: 
     return set(served) == wanted and served.ttl == ttl
 
 
+def served_text(served: dns.rdataset.Rdataset | None) -> str:
+    """What the server serves, as a reason shows it: its values in order, or ``nothing``."""
+    values = sorted(rdata.to_text() for rdata in served) if served is not None else []
+    return str(values) if values else "nothing"
+
+
 def _address(server: Server) -> str:
     """dnspython sends to addresses only: resolve a host name (a Kubernetes service, say) first."""
     try:

@@ -159,11 +159,10 @@ def classify_drift(
         if any(rfc2136.matches(found, item.rtype, found_ttl, state) for state in item.sent):
             ours[item.key] = tuple(rdata.to_text() for rdata in found) if found is not None else ()
             continue
-        shown = sorted(rdata.to_text() for rdata in found) if found is not None else []
         drifted[item.key] = Failure(
             "drift_detected",
             f"{item.owner} {item.rtype} was changed on the server outside Hostmaster: it serves "
-            f"{shown or 'nothing'} where Hostmaster last applied {list(expected) or 'nothing'}; "
+            f"{rfc2136.served_text(found)} where Hostmaster last applied {list(expected) or 'nothing'}; "
             "nothing was overwritten (set the zone's drift_policy to override to replace it)",
         )
     return drifted, landed, ours
