@@ -164,21 +164,28 @@ class WriteGroups:
     def _alone(self, write: Pending) -> provisioning.Outcome | BaseException:
         with bound_request_id(str(write.request_id)), bound_client(write.principal.name):
             try:
-                return provisioning.submit(
-                    engine=self.engine,
-                    dispatcher=self.dispatcher,
-                    request_id=write.request_id,
-                    body=write.body,
-                    parser=write.parser,
-                    operation=write.operation,
-                    limits=self.limits,
-                    target=write.target,
-                    principal=write.principal,
-                    idempotency_key=write.idempotency_key,
-                    origin=write.origin,
-                )
+                return submit_alone(self.engine, self.dispatcher, self.limits, write)
             except Exception as exc:  # raised to its caller, as its single call's error would be
                 return exc
+
+
+def submit_alone(
+    engine: Engine, dispatcher: Dispatcher, limits: provisioning.Limits, write: Pending
+) -> provisioning.Outcome:
+    """``write`` through the single path (service/requests/provisioning.py), blocking."""
+    return provisioning.submit(
+        engine=engine,
+        dispatcher=dispatcher,
+        request_id=write.request_id,
+        body=write.body,
+        parser=write.parser,
+        operation=write.operation,
+        limits=limits,
+        target=write.target,
+        principal=write.principal,
+        idempotency_key=write.idempotency_key,
+        origin=write.origin,
+    )
 
 
 def _outcome(answer: batch.Answer) -> provisioning.Outcome:

@@ -20,7 +20,7 @@ from service.core.dispatch import Dispatcher
 from service.core.settings import Settings
 from service.registry.clients import Principal
 from service.requests import batch, provisioning
-from service.requests.groups import Pending, WriteGroups
+from service.requests.groups import Pending, WriteGroups, submit_alone
 
 GROUPED = frozenset({"record.create", "record.replace", "record.delete"})  # v1: change sets are accepted alone
 
@@ -46,7 +46,7 @@ class Intake:
         """The write's outcome; raises what refuses it (RequestRejected) or what failed (503)."""
         if self.groups is not None and write.operation in GROUPED:
             return await self.groups.accept(write)
-        return await run_in_threadpool(self._submit, write)
+        return await run_in_threadpool(submit_alone, self.engine, self.dispatcher, self.limits, write)
 
     async def accept_batch(self, principal: Principal, writes: Sequence[batch.Write]) -> list[batch.Answer]:
         """Each of a batch's writes accepted as its single call would be, in order."""
@@ -58,19 +58,4 @@ class Intake:
                 principal=principal,
                 limits=self.limits,
             )
-        )
-
-    def _submit(self, write: Pending) -> provisioning.Outcome:
-        return provisioning.submit(
-            engine=self.engine,
-            dispatcher=self.dispatcher,
-            request_id=write.request_id,
-            body=write.body,
-            parser=write.parser,
-            operation=write.operation,
-            limits=self.limits,
-            target=write.target,
-            principal=write.principal,
-            idempotency_key=write.idempotency_key,
-            origin=write.origin,
         )
